@@ -1,0 +1,156 @@
+"""Tables of the store. The migrations under migrations/versions create exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python on every backend (SQLite keeps no zone, so store naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; use UTC-aware times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+outlets = Table(
+    "outlets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(100), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("language", String(20)),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("outlet_id", Integer, ForeignKey("outlets.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("interval_s", Integer, nullable=False),
+    Column("language", String(20)),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("active", Boolean, nullable=False, default=True),
+    # schedule state: the schedule is data, so a restart resumes and backoff survives
+    Column("next_poll_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_until", UTCDateTime),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    # health
+    Column("last_polled_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("first_success_at", UTCDateTime),  # null until the first poll: its entries are backlog
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("failing_since", UTCDateTime),
+    Column("last_problem", Text),  # a recovered parse problem or a page that failed; not a failure
+    Column("last_problem_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_feeds_next_poll_at", "active", "next_poll_at"),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("canonical_url", Text, nullable=False),
+    Column("guid", Text),
+    Column("title", Text, nullable=False),
+    Column("author", Text),
+    Column("published_at", UTCDateTime),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("language", String(20)),
+    Column("text", Text, nullable=False),
+    Column("text_source", String(10), nullable=False),  # "page" or "feed"
+    Column("content_hash", String(64), nullable=False),
+    Column("revision", Integer, nullable=False, default=1),
+    Column("backlog", Boolean, nullable=False, default=False),  # first-run entry: never alerts
+    Column("outlet_id", Integer, ForeignKey("outlets.id", ondelete="SET NULL")),
+    UniqueConstraint("canonical_url", name="uq_articles_canonical_url"),
+    Index("ix_articles_content_hash", "content_hash"),
+    Index("ix_articles_first_seen_at", "first_seen_at"),
+)
+
+article_revisions = Table(
+    "article_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("replaced_at", UTCDateTime, nullable=False),
+    Index("ix_article_revisions_article_id", "article_id"),
+)
+
+article_sources = Table(
+    "article_sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("outlet_id", Integer, ForeignKey("outlets.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text),
+    Column("guid", Text, nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("feed_id", "guid", name="uq_article_sources_feed_guid"),
+    Index("ix_article_sources_article_id", "article_id"),
+)
+
+boilerplate_lines = Table(
+    "boilerplate_lines",
+    metadata,
+    Column("outlet_id", Integer, ForeignKey("outlets.id", ondelete="CASCADE"), primary_key=True),
+    Column("line_key", String(64), primary_key=True),
+    Column("pages", Integer, nullable=False),
+    Column("sample", Text, nullable=False),
+)

@@ -1,0 +1,780 @@
+"""The Store: feeds' schedule state, articles with sources and revisions, learned boilerplate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from monitor.store.schema import (
+    article_revisions,
+    article_sources,
+    articles,
+    boilerplate_lines,
+    feeds,
+    outlets,
+)
+
+# Texts shorter than this (a bare headline, an empty page) are too generic to prove two articles
+# are the same by hash alone; they are deduplicated by URL and GUID only.
+MIN_CHARS_FOR_HASH_DEDUPE = 100
+
+
+@dataclass(frozen=True)
+class FeedSpecLike:
+    """What sync_feeds needs of a configured feed (monitor.config.FeedSpec fits)."""
+
+    name: str
+    outlet: str
+    outlet_name: str
+    url: str
+    interval: timedelta
+    language: str | None
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """A claimed feed: what the fetch/parse stages need, and the state that shapes the next poll."""
+
+    id: int
+    name: str
+    url: str
+    outlet_id: int
+    outlet: str
+    interval: timedelta
+    language: str | None
+    etag: str | None
+    last_modified: str | None
+    consecutive_failures: int
+    first_poll: bool  # never polled successfully: its current entries are backlog
+
+
+@dataclass(frozen=True)
+class FeedHealth:
+    name: str
+    outlet: str
+    url: str
+    active: bool
+    next_poll_at: datetime
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    last_status: int | None
+    consecutive_failures: int
+    failing_since: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    last_problem: str | None
+    last_problem_at: datetime | None
+    articles: int
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    id: int
+    title: str
+    canonical_url: str
+    author: str | None
+    published_at: datetime | None
+    first_seen_at: datetime
+    language: str | None
+    outlets: tuple[str, ...]
+    revision: int
+    backlog: bool
+    text_source: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What storing one feed entry did."""
+
+    outcome: str  # "new", "duplicate" (another source of a stored article), "revision", "unchanged"
+    article_id: int
+    new_page_for_outlet: (
+        bool  # the outlet had not carried this article: its lines teach the learner
+    )
+
+
+class Store:
+    """Open with Store.open(url); every method is one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str, migrate: bool = True) -> Store:
+        """Connect (creating the SQLite file's folder) and migrate the schema to the newest."""
+        engine = _engine(url)
+        store = cls(engine)
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self, revision: str = "head") -> None:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", "monitor.store:migrations")
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # -- feeds and their schedule ---------------------------------------------------------------
+    def sync_feeds(self, specs: Iterable[FeedSpecLike], now: datetime) -> None:
+        """Make feeds match the config: add new ones (due now), update changed, retire removed."""
+        specs = list(specs)
+        with self.engine.begin() as c:
+            outlet_ids = self._sync_outlets(c, specs, now)
+            known = {r.name: r for r in c.execute(select(feeds.c.id, feeds.c.name, feeds.c.url))}
+            for spec in specs:
+                values = {
+                    "outlet_id": outlet_ids[spec.outlet],
+                    "url": spec.url,
+                    "interval_s": int(spec.interval.total_seconds()),
+                    "language": spec.language,
+                    "tags": list(spec.tags),
+                    "active": True,
+                }
+                row = known.get(spec.name)
+                if row is None:
+                    c.execute(
+                        insert(feeds).values(
+                            name=spec.name,
+                            next_poll_at=now,
+                            created_at=now,
+                            consecutive_failures=0,
+                            **values,
+                        )
+                    )
+                    continue
+                if row.url != spec.url:  # another address: old validators mean nothing there
+                    values |= {"etag": None, "last_modified": None, "next_poll_at": now}
+                c.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
+            names = [s.name for s in specs]
+            c.execute(update(feeds).where(feeds.c.name.not_in(names)).values(active=False))
+
+    def _sync_outlets(
+        self, c: Connection, specs: Sequence[FeedSpecLike], now: datetime
+    ) -> dict[str, int]:
+        ids = {r.slug: r.id for r in c.execute(select(outlets.c.id, outlets.c.slug))}
+        for spec in specs:
+            if spec.outlet not in ids:
+                ids[spec.outlet] = c.execute(
+                    insert(outlets).values(
+                        slug=spec.outlet,
+                        name=spec.outlet_name,
+                        language=spec.language,
+                        tags=list(spec.tags),
+                        created_at=now,
+                    )
+                ).inserted_primary_key[0]
+            else:
+                c.execute(
+                    update(outlets)
+                    .where(outlets.c.id == ids[spec.outlet])
+                    .values(name=spec.outlet_name)
+                )
+        return ids
+
+    def claim_due_feeds(
+        self,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        names: Sequence[str] | None = None,
+        ignore_schedule: bool = False,
+    ) -> list[FeedState]:
+        """Lease up to `limit` due feeds to `owner`; a feed leased to someone else is skipped.
+
+        On PostgreSQL the candidate rows are locked FOR UPDATE SKIP LOCKED, so concurrent workers
+        take disjoint sets without waiting; on every backend the conditional UPDATE re-checks the
+        lease, so a feed is never held by two owners at once.
+        """
+        free = or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < now)
+        due = and_(feeds.c.active.is_(True), free)
+        if not ignore_schedule:
+            due = and_(due, feeds.c.next_poll_at <= now)
+        if names:
+            due = and_(due, feeds.c.name.in_(list(names)))
+        candidates = (
+            select(feeds.c.id)
+            .where(due)
+            .order_by(feeds.c.next_poll_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claimed: list[int] = []
+        with self.engine.begin() as c:
+            for (feed_id,) in c.execute(candidates).all():
+                result = c.execute(
+                    update(feeds)
+                    .where(feeds.c.id == feed_id, free)
+                    .values(lease_owner=owner, lease_until=now + lease)
+                )
+                if result.rowcount == 1:
+                    claimed.append(feed_id)
+            rows = (
+                c.execute(
+                    select(feeds, outlets.c.slug).join(outlets).where(feeds.c.id.in_(claimed))
+                ).all()
+                if claimed
+                else []
+            )
+        return [_feed_state(r) for r in rows]
+
+    def record_not_modified(
+        self, feed: FeedState, owner: str, now: datetime, next_poll_at: datetime
+    ) -> None:
+        self._finish(
+            feed,
+            owner,
+            now,
+            next_poll_at,
+            last_status=304,
+            last_success_at=now,
+            consecutive_failures=0,
+            failing_since=None,
+        )
+
+    def record_success(
+        self,
+        feed: FeedState,
+        owner: str,
+        now: datetime,
+        next_poll_at: datetime,
+        status: int,
+        etag: str | None,
+        last_modified: str | None,
+        problem: str | None,
+    ) -> None:
+        """A fetched and processed feed. Validators are saved only now, after every entry is
+        stored: a crash mid-feed means a full re-fetch next time, never a 304 that hides entries."""
+        values: dict[str, Any] = dict(
+            last_status=status,
+            last_success_at=now,
+            etag=etag,
+            last_modified=last_modified,
+            consecutive_failures=0,
+            failing_since=None,
+        )
+        if feed.first_poll:
+            values["first_success_at"] = now
+        if problem:
+            values |= {"last_problem": problem, "last_problem_at": now}
+        self._finish(feed, owner, now, next_poll_at, **values)
+
+    def record_failure(
+        self,
+        feed: FeedState,
+        owner: str,
+        now: datetime,
+        next_poll_at: datetime,
+        error: str,
+        status: int | None,
+    ) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                update(feeds)
+                .where(feeds.c.id == feed.id, feeds.c.lease_owner == owner)
+                .values(
+                    lease_owner=None,
+                    lease_until=None,
+                    last_polled_at=now,
+                    next_poll_at=next_poll_at,
+                    last_status=status,
+                    last_error=error,
+                    last_error_at=now,
+                    consecutive_failures=feeds.c.consecutive_failures + 1,
+                    failing_since=func.coalesce(feeds.c.failing_since, now),
+                )
+            )
+
+    def record_problem(self, feed_id: int, problem: str, now: datetime) -> None:
+        """A problem that cost no data (a page fell back to feed content, a recovered parse)."""
+        with self.engine.begin() as c:
+            c.execute(
+                update(feeds)
+                .where(feeds.c.id == feed_id)
+                .values(last_problem=problem, last_problem_at=now)
+            )
+
+    def renew_lease(self, feed: FeedState, owner: str, until: datetime) -> bool:
+        """Extend our lease while a long feed is still being processed; False if we lost it."""
+        with self.engine.begin() as c:
+            result = c.execute(
+                update(feeds)
+                .where(feeds.c.id == feed.id, feeds.c.lease_owner == owner)
+                .values(lease_until=until)
+            )
+        return result.rowcount == 1
+
+    def release(self, feed: FeedState, owner: str) -> None:
+        """Give a lease back untouched (shutdown before the feed was fetched)."""
+        with self.engine.begin() as c:
+            c.execute(
+                update(feeds)
+                .where(feeds.c.id == feed.id, feeds.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def _finish(
+        self, feed: FeedState, owner: str, now: datetime, next_poll_at: datetime, **values: Any
+    ) -> None:
+        # Fenced on the owner: if our lease expired and another worker took the feed, its
+        # bookkeeping wins and ours is dropped.
+        with self.engine.begin() as c:
+            c.execute(
+                update(feeds)
+                .where(feeds.c.id == feed.id, feeds.c.lease_owner == owner)
+                .values(
+                    lease_owner=None,
+                    lease_until=None,
+                    last_polled_at=now,
+                    next_poll_at=next_poll_at,
+                    **values,
+                )
+            )
+
+    def feed_health(self) -> list[FeedHealth]:
+        counts = (
+            select(article_sources.c.feed_id, func.count().label("n"))
+            .group_by(article_sources.c.feed_id)
+            .subquery()
+        )
+        query = (
+            select(feeds, outlets.c.slug, func.coalesce(counts.c.n, 0).label("n"))
+            .join(outlets)
+            .outerjoin(counts, counts.c.feed_id == feeds.c.id)
+            .order_by(outlets.c.slug, feeds.c.name)
+        )
+        with self.engine.connect() as c:
+            return [
+                FeedHealth(
+                    name=r.name,
+                    outlet=r.slug,
+                    url=r.url,
+                    active=r.active,
+                    next_poll_at=r.next_poll_at,
+                    last_polled_at=r.last_polled_at,
+                    last_success_at=r.last_success_at,
+                    last_status=r.last_status,
+                    consecutive_failures=r.consecutive_failures,
+                    failing_since=r.failing_since,
+                    last_error=r.last_error,
+                    last_error_at=r.last_error_at,
+                    last_problem=r.last_problem,
+                    last_problem_at=r.last_problem_at,
+                    articles=r.n,
+                )
+                for r in c.execute(query)
+            ]
+
+    # -- entries and articles -------------------------------------------------------------------
+    def entry_hashes(self, feed_id: int, guids: Sequence[str]) -> dict[str, str]:
+        """guid -> entry_hash for the entries of this feed already stored."""
+        if not guids:
+            return {}
+        query = select(article_sources.c.guid, article_sources.c.entry_hash).where(
+            article_sources.c.feed_id == feed_id, article_sources.c.guid.in_(list(guids))
+        )
+        with self.engine.connect() as c:
+            return {r.guid: r.entry_hash for r in c.execute(query)}
+
+    def find_article_by_url(self, url: str) -> int | None:
+        """An article already stored under this canonical URL, or carried by a source at it."""
+        with self.engine.connect() as c:
+            return _article_at(c, url)
+
+    def ingest(
+        self,
+        feed: FeedState,
+        guid: str,
+        entry_hash: str,
+        link: str | None,
+        article: NewArticle,
+        now: datetime,
+    ) -> Ingested:
+        """Store one entry: a new article, another source of a known one, or a new revision.
+
+        A race with another worker inserting the same URL is retried once: the second attempt
+        finds the other worker's row and records this entry as a source of it.
+        """
+        try:
+            return self._ingest(feed, guid, entry_hash, link, article, now)
+        except IntegrityError:
+            return self._ingest(feed, guid, entry_hash, link, article, now)
+
+    def _ingest(
+        self,
+        feed: FeedState,
+        guid: str,
+        entry_hash: str,
+        link: str | None,
+        new: NewArticle,
+        now: datetime,
+    ) -> Ingested:
+        with self.engine.begin() as c:
+            article_id = _article_at(c, new.canonical_url) or (link and _article_at(c, link))
+            outcome = "duplicate"
+            if article_id is None and len(new.text) >= MIN_CHARS_FOR_HASH_DEDUPE:
+                article_id = c.execute(
+                    select(articles.c.id)
+                    .where(articles.c.content_hash == new.content_hash)
+                    .order_by(articles.c.id)
+                    .limit(1)
+                ).scalar()
+            if article_id is None:
+                article_id = c.execute(
+                    insert(articles).values(
+                        canonical_url=new.canonical_url,
+                        guid=guid,
+                        title=new.title,
+                        author=new.author,
+                        published_at=new.published_at,
+                        first_seen_at=now,
+                        updated_at=now,
+                        language=new.language,
+                        text=new.text,
+                        text_source=new.text_source,
+                        content_hash=new.content_hash,
+                        revision=1,
+                        backlog=new.backlog,
+                        outlet_id=feed.outlet_id,
+                    )
+                ).inserted_primary_key[0]
+                outcome = "new"
+            else:
+                outcome = _maybe_revise(c, article_id, feed.outlet_id, new, now) or outcome
+            new_page = not c.execute(
+                select(article_sources.c.id)
+                .where(
+                    article_sources.c.article_id == article_id,
+                    article_sources.c.outlet_id == feed.outlet_id,
+                )
+                .limit(1)
+            ).first()
+            known = _upsert_source(c, feed, guid, entry_hash, link, article_id, now)
+            if known and outcome == "duplicate":
+                outcome = "unchanged"  # the feed edited the entry, the article text is the same
+            return Ingested(outcome, article_id, new_page)
+
+    def articles(
+        self,
+        search: str | None = None,
+        outlet: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        include_backlog: bool = True,
+    ) -> list[ArticleView]:
+        """Newest first; `search` matches title or text (case-insensitive substring)."""
+        query = select(articles).order_by(articles.c.first_seen_at.desc(), articles.c.id.desc())
+        if search:
+            pattern = f"%{search.lower()}%"
+            query = query.where(
+                or_(
+                    func.lower(articles.c.title).like(pattern),
+                    func.lower(articles.c.text).like(pattern),
+                )
+            )
+        if since is not None:
+            query = query.where(articles.c.first_seen_at >= since)
+        if not include_backlog:
+            query = query.where(articles.c.backlog.is_(False))
+        if outlet:
+            query = query.where(
+                articles.c.id.in_(
+                    select(article_sources.c.article_id)
+                    .join(outlets)
+                    .where(outlets.c.slug == outlet)
+                )
+            )
+        with self.engine.connect() as c:
+            rows = c.execute(query.limit(limit)).all()
+            sources = _outlets_of(c, [r.id for r in rows])
+        return [
+            ArticleView(
+                id=r.id,
+                title=r.title,
+                canonical_url=r.canonical_url,
+                author=r.author,
+                published_at=r.published_at,
+                first_seen_at=r.first_seen_at,
+                language=r.language,
+                outlets=sources.get(r.id, ()),
+                revision=r.revision,
+                backlog=r.backlog,
+                text_source=r.text_source,
+                text=r.text,
+            )
+            for r in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as c:
+            return {
+                "articles": c.execute(select(func.count()).select_from(articles)).scalar_one(),
+                "sources": c.execute(
+                    select(func.count()).select_from(article_sources)
+                ).scalar_one(),
+                "revisions": c.execute(
+                    select(func.count()).select_from(article_revisions)
+                ).scalar_one(),
+                "feeds": c.execute(select(func.count()).select_from(feeds)).scalar_one(),
+            }
+
+    def purge(self, older_than: datetime) -> int:
+        """Delete articles first seen before `older_than` (retention), with their sources."""
+        with self.engine.begin() as c:
+            old = select(articles.c.id).where(articles.c.first_seen_at < older_than)
+            c.execute(delete(article_sources).where(article_sources.c.article_id.in_(old)))
+            c.execute(delete(article_revisions).where(article_revisions.c.article_id.in_(old)))
+            return c.execute(delete(articles).where(articles.c.first_seen_at < older_than)).rowcount
+
+    # -- per-outlet boilerplate ---------------------------------------------------------------
+    def learned_boilerplate(self, outlet_id: int, min_pages: int) -> frozenset[str]:
+        query = select(boilerplate_lines.c.line_key).where(
+            boilerplate_lines.c.outlet_id == outlet_id, boilerplate_lines.c.pages >= min_pages
+        )
+        with self.engine.connect() as c:
+            return frozenset(c.execute(query).scalars())
+
+    def learn_boilerplate(
+        self, outlet_id: int, page_lines: dict[str, str], min_pages: int
+    ) -> frozenset[str]:
+        """Count one more page for each line key; return the keys that just became boilerplate."""
+        if not page_lines:
+            return frozenset()
+        with self.engine.begin() as c:
+            counts = dict(
+                c.execute(
+                    select(boilerplate_lines.c.line_key, boilerplate_lines.c.pages).where(
+                        boilerplate_lines.c.outlet_id == outlet_id,
+                        boilerplate_lines.c.line_key.in_(list(page_lines)),
+                    )
+                ).all()
+            )
+            fresh = [
+                {"outlet_id": outlet_id, "line_key": k, "pages": 1, "sample": s[:500]}
+                for k, s in page_lines.items()
+                if k not in counts
+            ]
+            if fresh:
+                c.execute(insert(boilerplate_lines), fresh)
+            seen = [k for k in page_lines if k in counts]
+            if seen:
+                c.execute(
+                    update(boilerplate_lines)
+                    .where(
+                        boilerplate_lines.c.outlet_id == outlet_id,
+                        boilerplate_lines.c.line_key.in_(seen),
+                    )
+                    .values(pages=boilerplate_lines.c.pages + 1)
+                )
+        return frozenset(k for k in page_lines if counts.get(k, 0) + 1 == min_pages)
+
+    def rewrite_outlet_texts(
+        self,
+        outlet_id: int,
+        rewrite: Callable[[str], str],
+        hash_text: Callable[[str], str],
+        limit: int = 1000,
+    ) -> int:
+        """Re-clean the outlet's recent stored texts after it learned new boilerplate lines.
+
+        This is cleaning, not an edit by the outlet, so it is not a new revision."""
+        changed = 0
+        with self.engine.begin() as c:
+            rows = c.execute(
+                select(articles.c.id, articles.c.text)
+                .where(articles.c.outlet_id == outlet_id)
+                .order_by(articles.c.id.desc())
+                .limit(limit)
+            )
+            for row in rows.all():
+                text = rewrite(row.text)
+                if text != row.text:
+                    c.execute(
+                        update(articles)
+                        .where(articles.c.id == row.id)
+                        .values(text=text, content_hash=hash_text(text))
+                    )
+                    changed += 1
+        return changed
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    """An extracted article ready to store (built by the pipeline from Extracted)."""
+
+    canonical_url: str
+    title: str
+    author: str | None
+    published_at: datetime | None
+    language: str | None
+    text: str
+    text_source: str
+    content_hash: str
+    backlog: bool
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers (monitor articles) run while the daemon writes; busy_timeout makes a
+    # second process wait for the write lock instead of failing at once.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _feed_state(r: Any) -> FeedState:
+    return FeedState(
+        id=r.id,
+        name=r.name,
+        url=r.url,
+        outlet_id=r.outlet_id,
+        outlet=r.slug,
+        interval=timedelta(seconds=r.interval_s),
+        language=r.language,
+        etag=r.etag,
+        last_modified=r.last_modified,
+        consecutive_failures=r.consecutive_failures,
+        first_poll=r.first_success_at is None,
+    )
+
+
+def _article_at(c: Connection, url: str) -> int | None:
+    found = c.execute(select(articles.c.id).where(articles.c.canonical_url == url)).scalar()
+    if found is None:
+        found = c.execute(
+            select(article_sources.c.article_id).where(article_sources.c.url == url).limit(1)
+        ).scalar()
+    return found
+
+
+def _maybe_revise(
+    c: Connection, article_id: int, outlet_id: int, new: NewArticle, now: datetime
+) -> str | None:
+    """A changed text from the article's own outlet is a new revision; the old one is kept.
+
+    Another outlet's differing copy at the same canonical URL (a syndication partner pointing
+    rel=canonical at the original) is just another source: it must not overwrite the original."""
+    cur = c.execute(select(articles).where(articles.c.id == article_id)).one()
+    if cur.content_hash == new.content_hash or cur.outlet_id != outlet_id:
+        return None
+    if len(new.text) < len(cur.text) // 2 and new.text_source == "feed":
+        return None  # the page failed this time and the feed summary is shorter: not an edit
+    c.execute(
+        insert(article_revisions).values(
+            article_id=article_id,
+            revision=cur.revision,
+            title=cur.title,
+            text=cur.text,
+            content_hash=cur.content_hash,
+            replaced_at=now,
+        )
+    )
+    c.execute(
+        update(articles)
+        .where(articles.c.id == article_id)
+        .values(
+            title=new.title,
+            text=new.text,
+            content_hash=new.content_hash,
+            updated_at=now,
+            revision=cur.revision + 1,
+            text_source=new.text_source,
+            author=new.author or cur.author,
+        )
+    )
+    return "revision"
+
+
+def _upsert_source(
+    c: Connection,
+    feed: FeedState,
+    guid: str,
+    entry_hash: str,
+    link: str | None,
+    article_id: int,
+    now: datetime,
+) -> bool:
+    """Record that this feed carried the article; True when the entry was already known."""
+    existing = c.execute(
+        select(article_sources.c.id).where(
+            article_sources.c.feed_id == feed.id, article_sources.c.guid == guid
+        )
+    ).scalar()
+    if existing is not None:
+        c.execute(
+            update(article_sources)
+            .where(article_sources.c.id == existing)
+            .values(entry_hash=entry_hash, last_seen_at=now, url=link, article_id=article_id)
+        )
+        return True
+    c.execute(
+        insert(article_sources).values(
+            article_id=article_id,
+            feed_id=feed.id,
+            outlet_id=feed.outlet_id,
+            url=link,
+            guid=guid,
+            entry_hash=entry_hash,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+    )
+    return False
+
+
+def _outlets_of(c: Connection, article_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    if not article_ids:
+        return {}
+    rows = c.execute(
+        select(article_sources.c.article_id, outlets.c.slug)
+        .distinct()
+        .join(outlets, outlets.c.id == article_sources.c.outlet_id)
+        .where(article_sources.c.article_id.in_(article_ids))
+        .order_by(article_sources.c.article_id, outlets.c.slug)
+    )
+    result: dict[int, tuple[str, ...]] = {}
+    for r in rows:
+        result[r.article_id] = (*result.get(r.article_id, ()), r.slug)
+    return result

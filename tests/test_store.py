@@ -1,0 +1,230 @@
+"""The store on SQLite and PostgreSQL: migrations, schedule leases, dedupe, revisions, learning."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import create_engine, inspect, text
+
+from monitor.store import NewArticle, Store
+from monitor.store.store import FeedSpecLike
+
+
+def spec(name: str, outlet: str = "rferl", url: str | None = None, minutes: int = 10):
+    return FeedSpecLike(
+        name=name, outlet=outlet, outlet_name=outlet.upper(),
+        url=url or f"http://127.0.0.1:9/{name}.xml", interval=timedelta(minutes=minutes),
+        language="en", tags=("wire",),
+    )
+
+
+def article(url: str, text: str = "Russia massed troops near Ukraine. " * 10, **kw) -> NewArticle:
+    from monitor.extract import content_hash
+
+    values = dict(canonical_url=url, title="Blinken in Kyiv", author=None, published_at=None,
+                  language="en", text=text, text_source="page", content_hash=content_hash(text),
+                  backlog=False)
+    values.update(kw)
+    return NewArticle(**values)
+
+
+def claim_one(store: Store, name: str, clock, owner: str = "w1"):
+    (feed,) = store.claim_due_feeds(owner, clock(), timedelta(minutes=5), 10, names=[name],
+                                    ignore_schedule=True)
+    return feed
+
+
+def test_migrations_create_every_table_at_the_newest_revision(store):
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"outlets", "feeds", "articles", "article_revisions", "article_sources",
+            "boilerplate_lines", "alembic_version"} <= tables
+    with store.engine.connect() as c:
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0002"
+
+
+def test_upgrading_from_the_first_schema_keeps_existing_rows(db_url, clock):
+    old = Store.open(db_url, migrate=False)
+    old.migrate("0001")
+    columns = {c["name"] for c in inspect(old.engine).get_columns("feeds")}
+    assert "last_problem" not in columns
+    with old.engine.begin() as c:
+        c.execute(text("insert into outlets (slug, name, tags, created_at) "
+                       "values ('rferl', 'RFE/RL', '[]', :now)"), {"now": clock()})
+        c.execute(text("insert into feeds (name, outlet_id, url, interval_s, tags, active, "
+                       "next_poll_at, consecutive_failures, created_at) values ('rferl', 1, "
+                       "'http://x/f', 600, '[]', true, :now, 0, :now)"), {"now": clock()})
+    old.close()
+    upgraded = Store.open(db_url)
+    assert [h.name for h in upgraded.feed_health()] == ["rferl"]
+    columns = {c["name"] for c in inspect(upgraded.engine).get_columns("feeds")}
+    assert {"last_problem", "failing_since"} <= columns
+    upgraded.close()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path}/deep/folder/monitor.db")
+    with store.engine.connect() as c:
+        assert c.execute(text("pragma journal_mode")).scalar() == "wal"
+    store.close()
+    assert (tmp_path / "deep/folder/monitor.db").exists()
+
+
+def test_sync_adds_updates_and_retires_feeds(store, clock):
+    store.sync_feeds([spec("a"), spec("b")], clock())
+    store.sync_feeds([spec("a", minutes=30)], clock())
+    health = {h.name: h for h in store.feed_health()}
+    assert health["a"].active and not health["b"].active
+    feed = claim_one(store, "a", clock)
+    assert feed.interval == timedelta(minutes=30)
+    assert store.claim_due_feeds("w", clock(), timedelta(minutes=5), 10, names=["b"],
+                                 ignore_schedule=True) == []
+
+
+def test_a_leased_feed_is_not_claimed_again_until_the_lease_expires(store, clock):
+    store.sync_feeds([spec("a"), spec("b")], clock())
+    first = store.claim_due_feeds("w1", clock(), timedelta(minutes=5), 1)
+    second = store.claim_due_feeds("w2", clock(), timedelta(minutes=5), 10)
+    assert len(first) == 1 and len(second) == 1 and first[0].id != second[0].id
+    assert store.claim_due_feeds("w3", clock(), timedelta(minutes=5), 10) == []
+    clock.advance(minutes=6)
+    assert len(store.claim_due_feeds("w3", clock(), timedelta(minutes=5), 10)) == 2
+
+
+def test_bookkeeping_of_an_expired_lease_does_not_overwrite_the_new_holder(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    stale = claim_one(store, "a", clock, owner="w1")
+    clock.advance(minutes=6)
+    claim_one(store, "a", clock, owner="w2")
+    store.record_failure(stale, "w1", clock(), clock() + timedelta(hours=1), "boom", 500)
+    (health,) = store.feed_health()
+    assert health.consecutive_failures == 0 and health.last_error is None
+
+
+def test_failures_count_up_and_a_success_resets_them(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    for n in (1, 2):
+        feed = claim_one(store, "a", clock)
+        store.record_failure(feed, "w1", clock(), clock(), f"HTTP 500 #{n}", 500)
+    (health,) = store.feed_health()
+    assert (health.consecutive_failures, health.last_error) == (2, "HTTP 500 #2")
+    assert health.failing_since is not None
+    feed = claim_one(store, "a", clock)
+    store.record_success(feed, "w1", clock(), clock(), 200, '"e1"', None, None)
+    (health,) = store.feed_health()
+    assert health.consecutive_failures == 0 and health.failing_since is None
+    assert claim_one(store, "a", clock).etag == '"e1"'
+
+
+def test_the_same_url_in_two_feeds_is_one_article_with_two_sources(store, clock):
+    store.sync_feeds([spec("a"), spec("b")], clock())
+    a, b = claim_one(store, "a", clock), claim_one(store, "b", clock)
+    first = store.ingest(a, "g1", "h1", "http://x/1", article("http://x/1"), clock())
+    second = store.ingest(b, "other-guid", "h1", "http://x/1", article("http://x/1"), clock())
+    assert (first.outcome, second.outcome) == ("new", "duplicate")
+    assert first.article_id == second.article_id
+    assert store.counts()["articles"] == 1 and store.counts()["sources"] == 2
+
+
+def test_the_same_text_at_another_outlets_url_is_a_duplicate_by_hash(store, clock):
+    store.sync_feeds([spec("a"), spec("m", outlet="mirror")], clock())
+    a, m = claim_one(store, "a", clock), claim_one(store, "m", clock)
+    first = store.ingest(a, "g1", "h", "http://x/1", article("http://x/1"), clock())
+    copy = store.ingest(m, "g9", "h", "http://mirror/9", article("http://mirror/9"), clock())
+    assert copy.outcome == "duplicate" and copy.article_id == first.article_id
+    assert copy.new_page_for_outlet
+    (view,) = store.articles()
+    assert view.outlets == ("mirror", "rferl")
+
+
+def test_short_texts_are_not_deduplicated_by_hash(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    one = store.ingest(a, "g1", "h", "http://x/1", article("http://x/1", text="Breaking."), clock())
+    two = store.ingest(a, "g2", "h", "http://x/2", article("http://x/2", text="Breaking."), clock())
+    assert (one.outcome, two.outcome) == ("new", "new")
+
+
+def test_changed_text_at_a_known_url_is_a_new_revision_that_keeps_the_old(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    store.ingest(a, "g1", "h1", "http://x/1", article("http://x/1"), clock())
+    edited = article("http://x/1", text="Updated: Russia massed more troops. " * 10)
+    again = store.ingest(a, "g1", "h2", "http://x/1", edited, clock())
+    assert again.outcome == "revision"
+    (view,) = store.articles()
+    assert view.revision == 2 and view.text.startswith("Updated")
+    counts = store.counts()
+    assert (counts["articles"], counts["revisions"], counts["sources"]) == (1, 1, 1)
+
+
+def test_another_outlet_cannot_overwrite_an_article_through_its_canonical_url(store, clock):
+    store.sync_feeds([spec("a"), spec("m", outlet="mirror")], clock())
+    a, m = claim_one(store, "a", clock), claim_one(store, "m", clock)
+    store.ingest(a, "g1", "h", "http://x/1", article("http://x/1"), clock())
+    other = article("http://x/1", text="A shortened, rewritten copy of the story. " * 5)
+    result = store.ingest(m, "g2", "h", "http://mirror/1", other, clock())
+    assert result.outcome == "duplicate"
+    (view,) = store.articles()
+    assert view.revision == 1 and view.text.startswith("Russia")
+
+
+def test_an_entry_seen_again_unchanged_is_reported_unchanged(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    store.ingest(a, "g1", "h1", "http://x/1", article("http://x/1"), clock())
+    assert store.ingest(a, "g1", "h2", "http://x/1", article("http://x/1"), clock()).outcome == (
+        "unchanged")
+    assert store.entry_hashes(a.id, ["g1", "nope"]) == {"g1": "h2"}
+
+
+def test_a_line_becomes_boilerplate_on_the_configured_page_count(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    learned = [store.learn_boilerplate(a.outlet_id, {"k1": "Share this:", f"p{i}": "story"}, 3)
+               for i in range(4)]
+    assert learned == [frozenset(), frozenset(), frozenset({"k1"}), frozenset()]
+    assert store.learned_boilerplate(a.outlet_id, 3) == frozenset({"k1"})
+
+
+def test_retention_purges_old_articles_and_their_sources(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    store.ingest(a, "g1", "h", "http://x/1", article("http://x/1"), clock())
+    clock.advance(days=10)
+    store.ingest(a, "g2", "h", "http://x/2", article("http://x/2", text="Other story. " * 20),
+                 clock())
+    assert store.purge(clock() - timedelta(days=5)) == 1
+    assert [v.canonical_url for v in store.articles()] == ["http://x/2"]
+    assert store.counts()["sources"] == 1
+
+
+def test_article_search_is_case_insensitive_over_title_and_text(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    store.ingest(a, "g1", "h", "http://x/1", article("http://x/1"), clock())
+    assert len(store.articles(search="TROOPS")) == 1
+    assert store.articles(search="sanctions") == []
+    assert len(store.articles(outlet="rferl")) == 1 and store.articles(outlet="other") == []
+
+
+def test_naive_datetimes_are_refused(tmp_path):
+    import pytest
+
+    store = Store.open(f"sqlite:///{tmp_path}/m.db")
+    from datetime import datetime
+
+    with pytest.raises(Exception, match="naive datetime"):
+        store.sync_feeds([spec("a")], datetime(2022, 1, 1))
+    store.close()
+
+
+def test_postgres_claims_skip_rows_locked_by_another_transaction(pg_url, clock):
+    store = Store.open(pg_url)
+    store.sync_feeds([spec("a"), spec("b")], clock())
+    other = create_engine(pg_url)
+    with other.begin() as c:  # another worker mid-claim holds a row lock on the first feed
+        c.execute(text("select id from feeds where name = 'a' for update"))
+        claimed = store.claim_due_feeds("w2", clock(), timedelta(minutes=5), 10)
+        assert [f.name for f in claimed] == ["b"]
+    other.dispose()
+    store.close()
