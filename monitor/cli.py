@@ -1,0 +1,225 @@
+"""The `monitor` command: one click group, one subcommand per thing a user does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from monitor.config import Config, ConfigError, load_config, parse_duration
+from monitor.domain import utcnow
+from monitor.store import ArticleView, FeedHealth, Store
+
+err_console = Console(stderr=True)
+
+
+def _default_config_dir() -> Path:
+    env = os.environ.get("MONITOR_CONFIG")
+    if env:
+        return Path(env)
+    return Path("config") if Path("config/feeds.yaml").exists() else Path("/etc/monitor")
+
+
+@click.group()
+@click.option("--config", "-c", "config_dir", type=click.Path(path_type=Path),
+              default=_default_config_dir, show_default="$MONITOR_CONFIG, ./config, /etc/monitor",
+              help="Directory holding monitor.yaml and feeds.yaml.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, config_dir: Path, verbose: int) -> None:
+    """Poll news outlets' feeds into a clean, de-duplicated store."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = config_dir
+
+
+def _load(ctx: click.Context) -> Config:
+    """The config, or the exact file:line:column messages and exit status 1."""
+    try:
+        return load_config(ctx.obj)
+    except ConfigError as err:
+        click.echo(str(err), err=True)
+        click.echo(f"monitor: configuration in {ctx.obj} is invalid", err=True)
+        ctx.exit(1)
+        raise AssertionError from err  # unreachable: ctx.exit raises
+
+
+def _store(config: Config) -> Store:
+    return Store.open(config.settings.database_url(config.config_dir))
+
+
+@main.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate every configuration file; exit non-zero with file:line:column on any error."""
+    config = _load(ctx)
+    outlets = {f.outlet for f in config.feeds}
+    click.echo(f"{config.config_dir}: OK ({len(outlets)} outlets, {len(config.feeds)} feeds)")
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: poll every feed on its schedule until SIGTERM or SIGINT."""
+    from monitor.daemon import run as run_daemon
+
+    config = _load(ctx)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    run_daemon(config)
+
+
+@main.command()
+@click.option("--once", is_flag=True, required=True, help="Run one cycle and exit.")
+@click.option("--feed", "feeds", multiple=True, help="Only this feed (repeatable).")
+@click.option("--due-only", is_flag=True, help="Respect the schedule and backoff.")
+@click.pass_context
+def poll(ctx: click.Context, once: bool, feeds: tuple[str, ...], due_only: bool) -> None:
+    """Poll feeds once and print what happened (use `monitor run` to keep polling)."""
+    from monitor.daemon import extractor_pool, fetch_limits
+    from monitor.fetch import Fetcher
+    from monitor.pipeline import Runtime, poll_cycle
+
+    config = _load(ctx)
+    unknown = sorted(set(feeds) - {f.name for f in config.feeds})
+    if unknown:
+        raise click.UsageError(f"unknown feed {', '.join(unknown)}; see `monitor feeds`")
+    store = _store(config)
+    store.sync_feeds(config.feeds, utcnow())
+    pool = extractor_pool(config)
+
+    async def cycle():  # noqa: ANN202
+        async with Fetcher(fetch_limits(config)) as fetcher:
+            rt = Runtime(store, fetcher, config.settings, utcnow, pool)
+            return await poll_cycle(rt, feeds or None, ignore_schedule=not due_only)
+
+    try:
+        summary = asyncio.run(cycle())
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        store.close()
+    for outcome in summary.outcomes:
+        if outcome.error:
+            click.echo(f"error   {outcome.feed}: {outcome.error}", err=True)
+        for problem in outcome.problems:
+            click.echo(f"warning {outcome.feed}: {problem}", err=True)
+    click.echo(summary.line())
+
+
+@main.command()
+@click.option("--search", "-s", help="Case-insensitive text to find in title or text.")
+@click.option("--outlet", help="Only articles this outlet carried.")
+@click.option("--since", help="Only articles first seen within this period, e.g. 7d, 12h.")
+@click.option("--limit", "-n", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, with text.")
+@click.pass_context
+def articles(ctx: click.Context, search: str | None, outlet: str | None, since: str | None,
+             limit: int, as_json: bool) -> None:
+    """List and search stored articles, newest first."""
+    config = _load(ctx)
+    since_at = None
+    if since:
+        try:
+            since_at = utcnow() - parse_duration(since)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--since") from err
+    store = _store(config)
+    try:
+        found = store.articles(search=search, outlet=outlet, since=since_at, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        for a in found:
+            click.echo(json.dumps(_article_json(a), ensure_ascii=False))
+        return
+    Console().print(articles_table(found))
+
+
+def articles_table(found: list[ArticleView]) -> Table:
+    table = Table("id", "first seen", "published", "outlets", "title", "words", "flags",
+                  title=f"{len(found)} articles")
+    for a in found:
+        flags = ",".join(f for f, on in (("backlog", a.backlog), (f"rev{a.revision}",
+                         a.revision > 1), ("feed-text", a.text_source == "feed")) if on)
+        table.add_row(str(a.id), _when(a.first_seen_at), _when(a.published_at),
+                      ", ".join(a.outlets), a.title, str(len(a.text.split())), flags)
+    return table
+
+
+def _article_json(a: ArticleView) -> dict[str, object]:
+    return {
+        "id": a.id, "title": a.title, "url": a.canonical_url, "author": a.author,
+        "published": a.published_at.isoformat() if a.published_at else None,
+        "first_seen": a.first_seen_at.isoformat(), "language": a.language,
+        "outlets": list(a.outlets), "revision": a.revision, "backlog": a.backlog,
+        "text_source": a.text_source, "text": a.text,
+    }
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def feeds(ctx: click.Context, as_json: bool) -> None:
+    """Show every feed's health: last success, last error, failures, next poll."""
+    config = _load(ctx)
+    store = _store(config)
+    store.sync_feeds(config.feeds, utcnow())
+    try:
+        health = store.feed_health()
+    finally:
+        store.close()
+    if as_json:
+        for h in health:
+            click.echo(json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v)
+                                   for k, v in h.__dict__.items()}))
+        return
+    Console().print(feeds_table(health, utcnow()))
+
+
+def feeds_table(health: list[FeedHealth], now: datetime) -> Table:
+    table = Table("feed", "state", "last success", "failures", "next poll", "articles",
+                  "last error / problem", title=f"{len(health)} feeds")
+    for h in health:
+        state = ("retired" if not h.active else "new" if h.last_polled_at is None
+                 else "failing" if h.consecutive_failures else "ok")
+        style = {"failing": "red", "ok": "green"}.get(state, "")
+        note = h.last_error if h.consecutive_failures else h.last_problem
+        table.add_row(h.name, f"[{style}]{state}[/]" if style else state,
+                      _ago(h.last_success_at, now), str(h.consecutive_failures),
+                      _ago(h.next_poll_at, now), str(h.articles), note or "")
+    return table
+
+
+@main.command()
+@click.option("--db", type=click.Path(path_type=Path), default=None,
+              help="SQLite file to fill (default: a new temporary folder).")
+def demo(db: Path | None) -> None:
+    """Serve the bundled sample outlets on loopback and run the pipeline against them."""
+    from monitor.demo.run import run_demo
+
+    sys.exit(run_demo(db, Console()))
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+def _ago(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "-"
+    delta = now - at
+    future = delta < timedelta(0)
+    seconds = int(abs(delta.total_seconds()))
+    text = (f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200
+            else f"{seconds // 3600}h" if seconds < 172800 else f"{seconds // 86400}d")
+    return f"in {text}" if future else f"{text} ago"

@@ -1,0 +1,157 @@
+"""`monitor run`: APScheduler ticks claim due feeds from the store; signals stop or reload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import Config, ConfigError, load_config
+from monitor.domain import Clock, utcnow
+from monitor.fetch import Fetcher, FetchLimits
+from monitor.pipeline import Runtime, default_owner, housekeeping, poll_feed
+from monitor.store import FeedState, Store
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 20.0  # seconds in-flight feeds get to finish; below systemd's stop timeout
+
+
+def fetch_limits(config: Config) -> FetchLimits:
+    """The fetch stage's limits from monitor.yaml's polling section."""
+    p = config.settings.polling
+    return FetchLimits(
+        connect_timeout=p.connect_timeout.total_seconds(),
+        read_timeout=p.read_timeout.total_seconds(),
+        total_timeout=p.total_timeout.total_seconds(),
+        max_bytes=p.max_bytes,
+        max_redirects=p.max_redirects,
+        max_connections=p.concurrency,
+        max_per_host=p.per_host,
+        user_agent=p.user_agent,
+    )
+
+
+def extractor_pool(config: Config) -> ProcessPoolExecutor | None:
+    """Extraction is CPU-bound (lxml); a process pool uses every core the service is given."""
+    workers = config.settings.extract.workers
+    return ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+
+
+class Daemon:
+    """Polls continuously: each tick claims as many due feeds as there are free slots."""
+
+    def __init__(self, config: Config, clock: Clock = utcnow, owner: str | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.owner = owner or default_owner()
+        self.stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._rt: Runtime | None = None
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT; in-flight feeds finish and commit before it returns."""
+        settings = self.config.settings
+        store = Store.open(settings.database_url(self.config.config_dir))
+        store.sync_feeds(self.config.feeds, self.clock())
+        pool = extractor_pool(self.config)
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        try:
+            async with Fetcher(fetch_limits(self.config), clock=self.clock) as fetcher:
+                self._rt = Runtime(store, fetcher, settings, self.clock, pool, self.owner)
+                self._install_signals()
+                tick = settings.polling.tick.total_seconds()
+                scheduler.add_job(self.tick, IntervalTrigger(seconds=tick), id="tick",
+                                  next_run_time=self.clock(), max_instances=1, coalesce=True)
+                scheduler.add_job(self._housekeeping, IntervalTrigger(hours=1), id="housekeeping",
+                                  next_run_time=self.clock())
+                scheduler.start()
+                log.info("monitor running as %s: %d feeds, database %s", self.owner,
+                         len(self.config.feeds), store.engine.url.render_as_string())
+                await self.stopping.wait()
+                scheduler.shutdown(wait=False)
+                await self._drain()
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            store.close()
+        log.info("monitor stopped")
+
+    async def tick(self) -> None:
+        """Claim due feeds up to the free capacity and poll each in its own task."""
+        if self.stopping.is_set() or self._rt is None:
+            return
+        rt = self._rt
+        free = rt.settings.polling.batch - len(self._tasks)
+        if free <= 0:
+            return
+        for feed in rt.store.claim_due_feeds(rt.owner, self.clock(), rt.settings.polling.lease,
+                                             free):
+            task = asyncio.create_task(self._poll(rt, feed), name=f"poll {feed.name}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _poll(self, rt: Runtime, feed: FeedState) -> None:
+        try:
+            outcome = await poll_feed(rt, feed)
+        except asyncio.CancelledError:
+            rt.store.release(feed, rt.owner)  # hand it to the next worker at once
+            raise
+        except Exception:
+            log.exception("feed %s: unexpected error", feed.name)
+            rt.store.release(feed, rt.owner)
+            return
+        if outcome.new or outcome.revisions or outcome.error:
+            log.info("feed %s: %s new, %s duplicates, %s revisions%s", feed.name, outcome.new,
+                     outcome.duplicates, outcome.revisions,
+                     f", error: {outcome.error}" if outcome.error else "")
+
+    async def _drain(self) -> None:
+        """Let in-flight feeds commit; past the grace period cancel them (their leases are
+        released and their validators were not saved, so nothing is lost)."""
+        if not self._tasks:
+            return
+        log.info("stopping: waiting for %d feeds in flight", len(self._tasks))
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _housekeeping(self) -> None:
+        if self._rt is not None:
+            deleted = housekeeping(self._rt)
+            if deleted:
+                log.info("retention: deleted %d old articles", deleted)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop_on, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def _stop_on(self, sig: signal.Signals) -> None:
+        log.info("received %s: finishing in-flight work", sig.name)
+        self.stopping.set()
+
+    def reload(self) -> None:
+        """Re-read the config directory; a bad edit keeps the running config and says why."""
+        try:
+            config = load_config(self.config.config_dir)
+        except ConfigError as err:
+            log.error("reload refused, keeping the running configuration:\n%s", err)
+            return
+        self.config = config
+        if self._rt is not None:
+            self._rt.store.sync_feeds(config.feeds, self.clock())
+        log.info("reloaded: %d feeds", len(config.feeds))
+
+
+def run(config: Config, clock: Clock = utcnow) -> None:
+    """Blocking entry point for `monitor run`."""
+    asyncio.run(Daemon(config, clock).run())

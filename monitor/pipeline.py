@@ -1,0 +1,290 @@
+"""The orchestrator: one poll cycle, read top to bottom like the pipeline diagram.
+
+scheduler tick -> due feeds (claimed from the store) -> fetch -> parse -> new entries only
+  -> fetch page -> extract -> dedupe + store (new article, another source, or a revision)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from monitor import boilerplate
+from monitor.config import Settings
+from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed, utcnow
+from monitor.extract import content_hash, extract
+from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
+from monitor.parse import parse
+from monitor.schedule import backoff_delay, next_poll_after_success
+from monitor.store import FeedState, NewArticle, Store
+
+log = logging.getLogger(__name__)
+
+PAGE_BATCH = 16  # pages of one feed fetched at once; bounds memory on a feed with a huge backlog
+
+
+def default_owner() -> str:
+    """A lease owner name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{random.randrange(16**6):06x}"
+
+
+@dataclass
+class Runtime:
+    """Everything the pipeline touches, passed in so a test can build it from real parts."""
+
+    store: Store
+    fetcher: Fetcher
+    settings: Settings
+    clock: Clock = utcnow
+    extractor: Executor | None = None  # a process pool; None extracts inline
+    owner: str = field(default_factory=default_owner)
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    """What polling one feed did."""
+
+    feed: str
+    status: str  # "ok", "not-modified" or "error"
+    new: int = 0
+    duplicates: int = 0
+    revisions: int = 0
+    backlog: int = 0
+    error: str | None = None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    """The result of one poll cycle, as `monitor poll --once` prints it."""
+
+    outcomes: tuple[FeedOutcome, ...]
+
+    def _sum(self, attr: str) -> int:
+        return sum(getattr(o, attr) for o in self.outcomes)
+
+    @property
+    def polled(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def not_modified(self) -> int:
+        return sum(o.status == "not-modified" for o in self.outcomes)
+
+    @property
+    def errors(self) -> int:
+        return sum(o.status == "error" for o in self.outcomes)
+
+    @property
+    def new(self) -> int:
+        return self._sum("new")
+
+    @property
+    def duplicates(self) -> int:
+        return self._sum("duplicates")
+
+    @property
+    def revisions(self) -> int:
+        return self._sum("revisions")
+
+    @property
+    def backlog(self) -> int:
+        return self._sum("backlog")
+
+    def line(self) -> str:
+        return (
+            f"feeds polled: {self.polled}, not modified: {self.not_modified}, "
+            f"new articles: {self.new} (backlog {self.backlog}), duplicates: {self.duplicates}, "
+            f"revisions: {self.revisions}, errors: {self.errors}"
+        )
+
+
+async def poll_cycle(
+    rt: Runtime, names: Sequence[str] | None = None, ignore_schedule: bool = False
+) -> CycleSummary:
+    """Claim the due feeds (or the named ones), poll them concurrently, and summarise."""
+    polling = rt.settings.polling
+    feeds = rt.store.claim_due_feeds(
+        rt.owner, rt.clock(), polling.lease, polling.batch, names, ignore_schedule
+    )
+    outcomes = await asyncio.gather(*(poll_feed(rt, feed) for feed in feeds))
+    return CycleSummary(tuple(outcomes))
+
+
+async def poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
+    """Fetch, parse and store one claimed feed; any failure is recorded on the feed, not raised."""
+    try:
+        fetched = await rt.fetcher.fetch(feed.url, Conditional(feed.etag, feed.last_modified))
+    except FetchError as err:
+        return _failed(rt, feed, str(err), err.status, err.retry_after)
+    except asyncio.CancelledError:
+        rt.store.release(feed, rt.owner)
+        raise
+    if fetched.not_modified:  # 304: nothing to parse (the point of a conditional GET)
+        rt.store.record_not_modified(feed, rt.owner, rt.clock(), _next_poll(rt, feed))
+        return FeedOutcome(feed.name, "not-modified")
+    parsed = parse(fetched.body, fetched.final_url, fetched.content_type)
+    if not parsed.is_feed:
+        return _failed(rt, feed, f"{feed.url}: {parsed.problem}", fetched.status, None)
+    counts, problems, complete = await _store_entries(rt, feed, parsed)
+    if parsed.problem:
+        problems.insert(0, f"{feed.url}: {parsed.problem}")
+    # An entry that could not be stored must be seen again: drop the validators so the next
+    # poll cannot be a 304 that hides it.
+    etag, last_modified = (fetched.etag, fetched.last_modified) if complete else (None, None)
+    rt.store.record_success(
+        feed, rt.owner, rt.clock(), _next_poll(rt, feed), fetched.status, etag, last_modified,
+        "; ".join(problems) or None,
+    )
+    return FeedOutcome(feed.name, "ok", problems=tuple(problems), **counts)
+
+
+def _failed(
+    rt: Runtime, feed: FeedState, error: str, status: int | None, retry_after: float | None
+) -> FeedOutcome:
+    polling = rt.settings.polling
+    delay = backoff_delay(
+        feed.consecutive_failures + 1, polling.backoff_base, polling.backoff_max, retry_after,
+        rt.rng if polling.jitter else None,  # jitter: 0 makes the schedule exact (tests)
+    )
+    now = rt.clock()
+    rt.store.record_failure(feed, rt.owner, now, now + delay, error, status)
+    log.warning("feed %s failed (retry in %s): %s", feed.name, delay, error)
+    return FeedOutcome(feed.name, "error", error=error)
+
+
+def _next_poll(rt: Runtime, feed: FeedState) -> datetime:
+    return next_poll_after_success(rt.clock(), feed.interval, rt.settings.polling.jitter, rt.rng)
+
+
+async def _store_entries(
+    rt: Runtime, feed: FeedState, parsed: ParsedFeed
+) -> tuple[dict[str, int], list[str], bool]:
+    """Store the feed's new or edited entries; returns counts, problems, and whether all stored."""
+    counts = {"new": 0, "duplicates": 0, "revisions": 0, "backlog": 0}
+    problems: list[str] = []
+    complete = True
+    todo = _new_or_edited(rt, feed, parsed.entries)
+    min_pages = rt.settings.extract.boilerplate_min_pages
+    learned = rt.store.learned_boilerplate(feed.outlet_id, min_pages)
+    for start in range(0, len(todo), PAGE_BATCH):
+        batch = todo[start : start + PAGE_BATCH]
+        if start:  # a long backlog must not outlive the lease and be polled twice
+            rt.store.renew_lease(feed, rt.owner, rt.clock() + rt.settings.polling.lease)
+        pages = await asyncio.gather(*(_fetch_page(rt, e) for e in batch))
+        for entry, (html, page_problem) in zip(batch, pages, strict=True):
+            if page_problem:
+                problems.append(page_problem)
+            try:
+                extracted = await _extract(rt, html, entry, learned)
+                outcome, learned = _store_one(rt, feed, entry, extracted, learned)
+            except Exception as err:  # one bad entry must not cost the feed its other entries
+                log.exception("feed %s: entry %s could not be stored", feed.name, entry.guid)
+                problems.append(f"entry {entry.link or entry.guid}: {type(err).__name__}: {err}")
+                complete = False
+                continue
+            counts[outcome] = counts.get(outcome, 0) + 1
+            if outcome == "backlog":  # backlog articles are new articles that will not alert
+                counts["new"] += 1
+    counts.pop("unchanged", None)
+    return counts, problems, complete
+
+
+def _new_or_edited(rt: Runtime, feed: FeedState, entries: Sequence[FeedEntry]) -> list[FeedEntry]:
+    """Entries this feed has not delivered before, or has edited since, within retention."""
+    oldest = rt.clock() - rt.settings.retention.articles
+    known = rt.store.entry_hashes(feed.id, [e.guid for e in entries])
+    todo: dict[str, FeedEntry] = {}
+    for entry in entries:
+        if entry.published is not None and entry.published < oldest:
+            continue  # older than retention: it would be purged again at once
+        if known.get(entry.guid) != entry.entry_hash:
+            todo.setdefault(entry.guid, entry)  # a feed listing one GUID twice yields it once
+    return list(todo.values())
+
+
+async def _fetch_page(rt: Runtime, entry: FeedEntry) -> tuple[bytes | None, str | None]:
+    """The entry's page, or None and a problem line when it cannot be had (the feed's own
+    content is then the fallback)."""
+    if not (rt.settings.extract.fetch_pages and entry.link):
+        return None, None
+    try:
+        page = await rt.fetcher.fetch(entry.link, accept=PAGE_ACCEPT)
+    except FetchError as err:
+        return None, f"page {err}; used the feed's content"
+    return page.body, None
+
+
+async def _extract(
+    rt: Runtime, html: bytes | None, entry: FeedEntry, learned: frozenset[str]
+) -> Extracted:
+    url = entry.link or ""
+    min_chars = rt.settings.extract.min_chars
+    if rt.extractor is None:
+        return extract(html, url, entry, learned, min_chars)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(rt.extractor, extract, html, url, entry, learned, min_chars)
+
+
+def _store_one(
+    rt: Runtime, feed: FeedState, entry: FeedEntry, ex: Extracted, learned: frozenset[str]
+) -> tuple[str, frozenset[str]]:
+    """Dedupe and store one extracted entry, then let its page teach the outlet's boilerplate."""
+    now = rt.clock()
+    window = rt.settings.polling.first_run_window
+    published = ex.published or entry.published
+    backlog = feed.first_poll and (published is None or published < now - window)
+    url = ex.canonical_url or entry.link or f"urn:monitor:{feed.name}:{entry.guid}"
+    article = NewArticle(
+        canonical_url=url, title=ex.title or entry.title or url, author=ex.author,
+        published_at=published, language=ex.language or feed.language, text=ex.text,
+        text_source=ex.source, content_hash=content_hash(ex.text) if ex.text else "",
+        backlog=backlog,
+    )
+    stored = rt.store.ingest(feed, entry.guid, entry.entry_hash, entry.link, article, now)
+    if stored.new_page_for_outlet and ex.source == "page":
+        learned = _learn(rt, feed, ex, learned)
+    outcome = {"new": "new", "duplicate": "duplicates", "revision": "revisions"}.get(
+        stored.outcome, "unchanged"
+    )
+    if outcome == "new" and backlog:
+        outcome = "backlog"
+    return outcome, learned
+
+
+def _learn(
+    rt: Runtime, feed: FeedState, ex: Extracted, learned: frozenset[str]
+) -> frozenset[str]:
+    """Count this page's lines for the outlet; lines that just became boilerplate are also
+    removed from the outlet's texts stored before the learner knew them."""
+    keys = boilerplate.page_keys(ex.lines)
+    samples = {boilerplate.line_key(line): line for line in ex.lines}
+    min_pages = rt.settings.extract.boilerplate_min_pages
+    fresh = rt.store.learn_boilerplate(
+        feed.outlet_id, {k: samples.get(k, "") for k in keys}, min_pages
+    )
+    if not fresh:
+        return learned
+    learned = learned | fresh
+
+    def reclean(text: str) -> str:
+        return "\n".join(boilerplate.clean(boilerplate.paragraphs(text), learned))
+
+    changed = rt.store.rewrite_outlet_texts(feed.outlet_id, reclean, content_hash)
+    log.info("outlet %s: %d new boilerplate lines, %d stored texts re-cleaned", feed.outlet,
+             len(fresh), changed)
+    return learned
+
+
+def housekeeping(rt: Runtime) -> int:
+    """Apply retention; returns the number of articles deleted."""
+    return rt.store.purge(rt.clock() - rt.settings.retention.articles)
+

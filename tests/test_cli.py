@@ -1,0 +1,94 @@
+"""The commands a user types: check, poll --once, articles, feeds, demo."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import main
+from monitor.demo.server import LoopbackServer, Route
+from tests.support import Item, corpus_paragraphs, page, rss
+
+
+@pytest.fixture
+def site():
+    with LoopbackServer() as server:
+        server.routes["/a/1.html"] = Route(body=page("Blinken in Kyiv", corpus_paragraphs("001")))
+        server.routes["/good.xml"] = Route(
+            body=rss([Item("g1", "Blinken in Kyiv", server.url("/a/1.html"), datetime.now(UTC))]),
+            etag='"1"')
+        server.routes["/down.xml"] = Route(status=503, body=b"maintenance")
+        yield server
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, site: LoopbackServer) -> Path:
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "monitor.yaml").write_text(
+        f'database: "sqlite:///{tmp_path}/monitor.db"\n'
+        "polling:\n  connect_timeout: 2s\n  read_timeout: 2s\nextract:\n  workers: 1\n")
+    (folder / "feeds.yaml").write_text(
+        "outlets:\n"
+        f"  rferl:\n    name: RFE/RL\n    feeds:\n      - url: {site.url('/good.xml')}\n"
+        f"  broken:\n    feeds:\n      - url: {site.url('/down.xml')}\n")
+    return folder
+
+
+def invoke(config_dir: Path, *args: str):
+    runner = CliRunner(env={"COLUMNS": "200"})  # rich sizes tables to the terminal
+    return runner.invoke(main, ["-c", str(config_dir), *args], catch_exceptions=False)
+
+
+def test_check_accepts_a_good_config_and_counts_it(config_dir):
+    result = invoke(config_dir, "check")
+    assert result.exit_code == 0
+    assert "OK (2 outlets, 2 feeds)" in result.output
+
+
+def test_check_rejects_a_bad_config_with_file_line_and_key_path(config_dir):
+    (config_dir / "monitor.yaml").write_text("polling:\n  intervall: 5m\n")
+    result = invoke(config_dir, "check")
+    assert result.exit_code == 1
+    assert f"{config_dir}/monitor.yaml:2:3: polling.intervall: unknown key" in result.output
+
+
+def test_poll_once_prints_a_summary_and_reports_the_failing_feed(config_dir):
+    result = invoke(config_dir, "poll", "--once")
+    assert result.exit_code == 0, result.output
+    assert ("feeds polled: 2, not modified: 0, new articles: 1 (backlog 0), duplicates: 0, "
+            "revisions: 0, errors: 1") in result.output
+    assert "error   broken: " in result.output and "HTTP 503" in result.output
+    again = invoke(config_dir, "poll", "--once", "--feed", "rferl")
+    assert "feeds polled: 1, not modified: 1, new articles: 0" in again.output
+
+
+def test_poll_refuses_an_unknown_feed_name(config_dir):
+    result = CliRunner().invoke(main, ["-c", str(config_dir), "poll", "--once", "--feed", "nope"])
+    assert result.exit_code == 2 and "unknown feed nope" in result.output
+
+
+def test_articles_lists_searches_and_prints_json(config_dir):
+    invoke(config_dir, "poll", "--once")
+    table = invoke(config_dir, "articles")
+    assert "Blinken in Kyiv" in table.output and "rferl" in table.output
+    lines = invoke(config_dir, "articles", "--json", "--search", "kuleba").output.splitlines()
+    (record,) = [json.loads(line) for line in lines]
+    assert record["title"] == "Blinken in Kyiv" and record["outlets"] == ["rferl"]
+    assert "Kuleba" in record["text"]
+    assert invoke(config_dir, "articles", "--json", "--search", "zzzz").output == ""
+
+
+def test_feeds_shows_each_feeds_health_with_the_error(config_dir):
+    invoke(config_dir, "poll", "--once")
+    result = invoke(config_dir, "feeds", "--json")
+    health = {h["name"]: h for h in map(json.loads, result.output.splitlines())}
+    assert health["broken"]["consecutive_failures"] == 1
+    assert "HTTP 503" in health["broken"]["last_error"]
+    assert health["rferl"]["consecutive_failures"] == 0 and health["rferl"]["articles"] == 1
+    table = invoke(config_dir, "feeds")
+    assert "failing" in table.output and "HTTP 503" in table.output

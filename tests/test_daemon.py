@@ -1,0 +1,131 @@
+"""`monitor run` as real processes: leases across two workers, clean stop, reload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.demo.server import LoopbackServer, Route
+from monitor.store import Store
+from tests.support import Item, corpus_paragraphs, page, rss
+
+
+def write_config(folder: Path, database: str, feeds: dict[str, str], **polling: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f'database: "{database}"', "polling:"]
+    lines += [f"  {k}: {v}" for k, v in {"tick": "1s", "interval": "2s", "jitter": 0.0,
+                                        "connect_timeout": "2s", "read_timeout": "5s",
+                                        "total_timeout": "10s", **polling}.items()]
+    lines += ["extract:", "  workers: 1"]
+    (folder / "monitor.yaml").write_text("\n".join(lines) + "\n")
+    outlets = ["outlets:"]
+    for name, url in feeds.items():
+        outlets += [f"  {name}:", "    feeds:", f"      - url: {url}"]
+    (folder / "feeds.yaml").write_text("\n".join(outlets) + "\n")
+    return folder
+
+
+def start(config_dir: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "monitor", "-c", str(config_dir), "run"],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str]:
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"did not stop in time:\n{err}") from None
+    return proc.returncode, err
+
+
+@pytest.fixture
+def server():
+    with LoopbackServer() as s:
+        yield s
+
+
+def test_two_workers_sharing_postgres_never_poll_one_feed_at_once(server, pg_url, tmp_path):
+    feeds = {}
+    for i in range(12):
+        # slow answers widen the window in which a broken lease would show as overlap
+        server.routes[f"/f{i}.xml"] = Route(body=rss([]), delay=0.3)
+        feeds[f"outlet{i}"] = server.url(f"/f{i}.xml")
+    config = write_config(tmp_path / "cfg", pg_url, feeds)
+    workers = [start(config), start(config)]
+    try:
+        wait_for(lambda: all(server.count(f"/f{i}.xml") >= 3 for i in range(12)), timeout=60)
+    finally:
+        results = [stop(w) for w in workers]
+    for code, err in results:
+        assert code == 0, err
+        assert "monitor stopped" in err
+    overlaps = {path: n for path, n in server.max_in_flight.items() if n > 1}
+    assert overlaps == {}
+    assert all(server.count(f"/f{i}.xml") >= 3 for i in range(12))
+
+
+def test_sigterm_lets_in_flight_pages_commit_before_exiting(server, tmp_path):
+    db = tmp_path / "monitor.db"
+    link = server.url("/slow.html")
+    server.routes["/slow.html"] = Route(body=page("Slow story", corpus_paragraphs("001")),
+                                        delay=2.0)
+    server.routes["/feed.xml"] = Route(body=rss([Item("s1", "Slow story", link)]))
+    config = write_config(tmp_path / "cfg", f"sqlite:///{db}", {"rferl": server.url("/feed.xml")})
+    proc = start(config)
+    wait_for(lambda: any(h.path == "/feed.xml" for h in server.hits))
+    time.sleep(0.5)  # the page request is now in flight
+    code, err = stop(proc)
+    assert code == 0, err
+    assert "finishing in-flight work" in err and "monitor stopped" in err
+    store = Store.open(f"sqlite:///{db}")
+    assert [a.title for a in store.articles()] == ["Slow story"]
+    (health,) = store.feed_health()
+    assert health.last_success_at is not None
+    store.close()
+
+
+def test_sighup_with_a_broken_edit_keeps_running_and_names_the_line(server, tmp_path):
+    server.routes["/feed.xml"] = Route(body=rss([]))
+    config = write_config(tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db",
+                          {"rferl": server.url("/feed.xml")})
+    proc = start(config)
+    wait_for(lambda: server.count("/feed.xml") >= 1)
+    (config / "feeds.yaml").write_text("outlets:\n  rferl:\n    feeds:\n      - url: nope\n")
+    proc.send_signal(signal.SIGHUP)
+    before = server.count("/feed.xml")
+    wait_for(lambda: server.count("/feed.xml") >= before + 2)  # still polling the old config
+    code, err = stop(proc)
+    assert code == 0
+    assert "reload refused" in err and "feeds.yaml:4:" in err
+
+
+def test_run_refuses_to_start_on_a_bad_config_with_the_check_message(tmp_path):
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "feeds.yaml").write_text("outlets:\n  rferl:\n    feeds:\n      - url: htp://x\n")
+    run = subprocess.run([sys.executable, "-m", "monitor", "-c", str(config), "run"],
+                         capture_output=True, text=True, timeout=60)
+    check = subprocess.run([sys.executable, "-m", "monitor", "-c", str(config), "check"],
+                           capture_output=True, text=True, timeout=60)
+    assert run.returncode == check.returncode == 1
+    assert "feeds.yaml:4:" in run.stderr and "outlets.rferl.feeds[0].url" in run.stderr
+    first_line = check.stderr.splitlines()[0]
+    assert first_line in run.stderr

@@ -1,0 +1,176 @@
+"""The ingest pipeline end to end against a loopback server and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+
+from monitor.demo.server import LoopbackServer, Route
+from monitor.pipeline import poll_cycle
+from tests.support import Item, corpus_paragraphs, feed_spec, page, rss, runtime, settings
+
+
+@pytest.fixture
+def server():
+    with LoopbackServer() as s:
+        yield s
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def poll(store, clock, cfg=None, **kw):
+    async def go():
+        async with runtime(store, clock, cfg) as rt:
+            return await poll_cycle(rt, ignore_schedule=True, **kw)
+
+    return asyncio.run(go())
+
+
+def serve_article(server, path, number, title, start=0, canonical=None):
+    server.routes[path] = Route(body=page(title, corpus_paragraphs(number, start), canonical))
+    return server.url(path)
+
+
+def test_a_new_feed_stores_old_entries_as_backlog_and_recent_ones_as_news(server, store, clock):
+    links = [serve_article(server, f"/a/{i}.html", n, f"Story {i}")
+             for i, n in enumerate(["000", "001", "003"])]
+    items = [Item("g0", "Story 0", links[0], clock() - timedelta(days=2)),
+             Item("g1", "Story 1", links[1], clock() - timedelta(hours=3)),
+             Item("g2", "Story 2", links[2], None)]
+    server.routes["/feed"] = Route(body=rss(items), content_type="application/rss+xml")
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+
+    first = poll(store, clock)
+    assert (first.new, first.backlog) == (3, 2)
+    flags = {a.title: a.backlog for a in store.articles()}
+    assert flags == {"Story 0": True, "Story 1": False, "Story 2": True}
+
+    later = serve_article(server, "/a/9.html", "002", "Story 9")
+    items.append(Item("g9", "Story 9", later, clock() - timedelta(days=5)))
+    server.routes["/feed"].body = rss(items)
+    clock.advance(minutes=10)
+    second = poll(store, clock)
+    assert (second.new, second.backlog) == (1, 0)  # after the first poll nothing is backlog
+
+
+def test_an_unchanged_feed_costs_one_conditional_get_and_no_parse(server, store, clock):
+    link = serve_article(server, "/a/1.html", "001", "Blinken in Kyiv")
+    server.routes["/feed"] = Route(body=rss([Item("g1", "Blinken in Kyiv", link, clock())]),
+                                   content_type="application/rss+xml", etag='"v1"')
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+    poll(store, clock)
+    again = poll(store, clock)
+    assert (again.polled, again.not_modified, again.new) == (1, 1, 0)
+    # the server records a hit just after answering it: wait for the record, not the reply
+    wait_until(lambda: server.count("/feed") == 2)
+    assert [h.headers.get("If-None-Match") for h in server.hits if h.path == "/feed"] == [
+        None, '"v1"']
+    assert server.count("/a/1.html") == 1  # the page was not fetched again
+
+
+def test_tracking_parameters_do_not_make_a_second_article(server, store, clock):
+    link = serve_article(server, "/a/1.html", "001", "Blinken in Kyiv")
+    server.routes["/all"] = Route(body=rss([Item("a1", "Blinken", link + "?utm_source=rss#top")]))
+    server.routes["/ukraine"] = Route(body=rss([Item("u1", "Blinken", link + "?fbclid=xyz")]))
+    store.sync_feeds([feed_spec("rferl/all", server.url("/all"), "rferl"),
+                      feed_spec("rferl/ukraine", server.url("/ukraine"), "rferl")], clock())
+    summary = poll(store, clock)
+    assert (summary.new, summary.duplicates) == (1, 1)
+    (article,) = store.articles()
+    assert article.canonical_url == link
+    assert store.counts()["sources"] == 2
+
+
+def test_the_pages_rel_canonical_is_the_articles_url(server, store, clock):
+    canonical = "https://www.rferl.org/a/blinken-kyiv/31661256.html"
+    link = serve_article(server, "/amp/1.html", "001", "Blinken in Kyiv", canonical=canonical)
+    server.routes["/feed"] = Route(body=rss([Item("g1", "Blinken", link)]))
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+    poll(store, clock)
+    assert [a.canonical_url for a in store.articles()] == [canonical]
+
+
+def test_the_same_text_on_two_outlets_is_one_article_with_both(server, store, clock):
+    a = serve_article(server, "/rferl/1.html", "003", "Blinken Warns Russia")
+    b = serve_article(server, "/mirror/77.html", "003", "Blinken warns Russia (republished)")
+    server.routes["/rferl.xml"] = Route(body=rss([Item("r1", "Blinken Warns Russia", a)]))
+    server.routes["/mirror.xml"] = Route(body=rss([Item("m1", "Blinken warns", b)]))
+    store.sync_feeds([feed_spec("rferl", server.url("/rferl.xml")),
+                      feed_spec("mirror", server.url("/mirror.xml"))], clock())
+    summary = poll(store, clock)
+    assert (summary.new, summary.duplicates) == (1, 1)
+    (article,) = store.articles()
+    assert article.outlets == ("mirror", "rferl")
+
+
+def test_an_edited_article_at_a_known_url_becomes_a_revision(server, store, clock):
+    link = serve_article(server, "/a/1.html", "001", "Blinken in Kyiv", start=0)
+    server.routes["/feed"] = Route(body=rss([Item("g1", "Blinken in Kyiv", link)]))
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+    poll(store, clock)
+    serve_article(server, "/a/1.html", "001", "Blinken in Kyiv (updated)", start=2)
+    server.routes["/feed"].body = rss([Item("g1", "Blinken in Kyiv (updated)", link)])
+    summary = poll(store, clock)
+    assert (summary.new, summary.revisions) == (0, 1)
+    (article,) = store.articles()
+    assert article.revision == 2 and article.title == "Blinken in Kyiv (updated)"
+    assert corpus_paragraphs("001", 2, 1)[0][:60] in article.text
+
+
+def test_entries_without_guid_or_date_and_with_relative_links_are_stored(server, store, clock):
+    serve_article(server, "/news/a1.html", "000", "Psaki on Putin")
+    server.routes["/news/feed.xml"] = Route(body=rss([Item(None, "Psaki on Putin", "a1.html")]))
+    store.sync_feeds([feed_spec("rferl", server.url("/news/feed.xml"))], clock())
+    assert poll(store, clock).new == 1
+    (article,) = store.articles()
+    assert article.canonical_url == server.url("/news/a1.html")
+    assert article.published_at is None
+    assert poll(store, clock).new == 0  # the link stands in for the missing GUID
+
+
+def test_the_feed_content_is_the_fallback_when_the_page_fails(server, store, clock):
+    text = " ".join(corpus_paragraphs("004", 0, 3))
+    server.routes["/a/1.html"] = Route(status=500, body=b"oops")
+    server.routes["/feed"] = Route(body=rss([Item("g1", "US diplomat", server.url("/a/1.html"),
+                                                   description=text)]))
+    store.sync_feeds([feed_spec("presstv", server.url("/feed"))], clock())
+    summary = poll(store, clock)
+    assert summary.new == 1 and summary.errors == 0
+    (article,) = store.articles()
+    assert article.text_source == "feed" and "united with Ukraine" in article.text
+    (health,) = store.feed_health()
+    assert "HTTP 500" in health.last_problem and "feed's content" in health.last_problem
+
+
+def test_one_feed_polls_only_once_when_named(server, store, clock):
+    server.routes["/a"] = Route(body=rss([]))
+    server.routes["/b"] = Route(body=rss([]))
+    store.sync_feeds([feed_spec("a", server.url("/a")), feed_spec("b", server.url("/b"))],
+                     clock())
+    summary = poll(store, clock, names=["b"])
+    assert [o.feed for o in summary.outcomes] == ["b"]
+    assert server.count("/a") == 0
+
+
+def test_a_failing_feed_backs_off_exponentially_and_is_never_dropped(server, store, clock):
+    server.routes["/feed"] = Route(status=503, body=b"down")
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+    cfg = settings(polling={"backoff_base": "1m", "backoff_max": "10m"})
+    delays = []
+    for _ in range(6):
+        poll(store, clock, cfg)
+        (health,) = store.feed_health()
+        delays.append(round((health.next_poll_at - clock()).total_seconds() / 60))
+    assert delays[:4] == [1, 2, 4, 8] and delays[4:] == [10, 10]
+    server.routes["/feed"] = Route(body=rss([]))
+    poll(store, clock, cfg)
+    (health,) = store.feed_health()
+    assert health.consecutive_failures == 0 and health.last_success_at == clock()
