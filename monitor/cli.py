@@ -146,13 +146,14 @@ def articles(ctx: click.Context, search: str | None, outlet: str | None, since: 
 
 
 def articles_table(found: list[ArticleView]) -> Table:
-    table = Table("id", "first seen", "published", "outlets", "title", "words", "flags",
+    table = Table("id", "published", "outlets", "title", "words", "flags",
                   title=f"{len(found)} articles")
+    table.columns[3].ratio = 1  # the title takes the room the terminal has
     for a in found:
         flags = ",".join(f for f, on in (("backlog", a.backlog), (f"rev{a.revision}",
                          a.revision > 1), ("feed-text", a.text_source == "feed")) if on)
-        table.add_row(str(a.id), _when(a.first_seen_at), _when(a.published_at),
-                      ", ".join(a.outlets), a.title, str(len(a.text.split())), flags)
+        table.add_row(str(a.id), _when(a.published_at or a.first_seen_at), ", ".join(a.outlets),
+                      a.title, str(len(a.text.split())), flags)
     return table
 
 
@@ -187,16 +188,19 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
 
 
 def feeds_table(health: list[FeedHealth], now: datetime) -> Table:
-    table = Table("feed", "state", "last success", "failures", "next poll", "articles",
+    table = Table("feed", "state", "last success", "fails", "next poll", "articles",
                   "last error / problem", title=f"{len(health)} feeds")
+    table.columns[0].no_wrap = True
+    table.columns[6].ratio = 1
     for h in health:
         state = ("retired" if not h.active else "new" if h.last_polled_at is None
                  else "failing" if h.consecutive_failures else "ok")
         style = {"failing": "red", "ok": "green"}.get(state, "")
-        note = h.last_error if h.consecutive_failures else h.last_problem
+        note = (h.last_error if h.consecutive_failures else h.last_problem) or ""
         table.add_row(h.name, f"[{style}]{state}[/]" if style else state,
                       _ago(h.last_success_at, now), str(h.consecutive_failures),
-                      _ago(h.next_poll_at, now), str(h.articles), note or "")
+                      _ago(h.next_poll_at, now), str(h.articles),
+                      note.removeprefix(f"{h.url}: "))  # the row already names the feed
     return table
 
 

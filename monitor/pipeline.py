@@ -13,7 +13,7 @@ import random
 import socket
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from monitor import boilerplate
@@ -239,6 +239,13 @@ def _store_one(
 ) -> tuple[str, frozenset[str]]:
     """Dedupe and store one extracted entry, then let its page teach the outlet's boilerplate."""
     now = rt.clock()
+    # Another feed of the same outlet, polled concurrently, may have learned lines since this
+    # entry was extracted: clean with the newest set, or a stale copy would look like an edit.
+    min_pages = rt.settings.extract.boilerplate_min_pages
+    current = rt.store.learned_boilerplate(feed.outlet_id, min_pages)
+    if current != learned:
+        learned = learned | current
+        ex = replace(ex, text="\n".join(boilerplate.clean(ex.lines, learned)))
     window = rt.settings.polling.first_run_window
     published = ex.published or entry.published
     backlog = feed.first_poll and (published is None or published < now - window)

@@ -135,6 +135,7 @@ class Store:
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", "monitor.store:migrations")
         with self.engine.begin() as conn:
+            _serialise_schema_changes(conn)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 
@@ -150,6 +151,7 @@ class Store:
         """Make feeds match the config: add new ones (due now), update changed, retire removed."""
         specs = list(specs)
         with self.engine.begin() as c:
+            _serialise_schema_changes(c)
             outlet_ids = self._sync_outlets(c, specs, now)
             known = {r.name: r for r in c.execute(select(feeds.c.id, feeds.c.name, feeds.c.url))}
             for spec in specs:
@@ -650,10 +652,28 @@ def _engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
 
 
+def _serialise_schema_changes(c: Connection) -> None:
+    """Workers starting together must not both create tables or insert the same feeds.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: every transaction already holds the
+    write lock from its first statement (BEGIN IMMEDIATE, see _engine)."""
+    if c.dialect.name == "postgresql":
+        c.exec_driver_sql("SELECT pg_advisory_xact_lock(7206318)")
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    # A deferred transaction that reads and then writes fails at once with "database is locked"
+    # when another process wrote in between (WAL snapshot rule); taking the write lock up front
+    # makes a second process (`monitor poll --once` beside `monitor run`) wait its turn instead.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # let the "begin" event issue BEGIN IMMEDIATE
     cur = dbapi_conn.cursor()
     # WAL lets readers (monitor articles) run while the daemon writes; busy_timeout makes a
     # second process wait for the write lock instead of failing at once.
