@@ -301,31 +301,17 @@ class Store:
         error: str,
         status: int | None,
     ) -> None:
-        with self.engine.begin() as c:
-            c.execute(
-                update(feeds)
-                .where(feeds.c.id == feed.id, feeds.c.lease_owner == owner)
-                .values(
-                    lease_owner=None,
-                    lease_until=None,
-                    last_polled_at=now,
-                    next_poll_at=next_poll_at,
-                    last_status=status,
-                    last_error=error,
-                    last_error_at=now,
-                    consecutive_failures=feeds.c.consecutive_failures + 1,
-                    failing_since=func.coalesce(feeds.c.failing_since, now),
-                )
-            )
-
-    def record_problem(self, feed_id: int, problem: str, now: datetime) -> None:
-        """A problem that cost no data (a page fell back to feed content, a recovered parse)."""
-        with self.engine.begin() as c:
-            c.execute(
-                update(feeds)
-                .where(feeds.c.id == feed_id)
-                .values(last_problem=problem, last_problem_at=now)
-            )
+        self._finish(
+            feed,
+            owner,
+            now,
+            next_poll_at,
+            last_status=status,
+            last_error=error,
+            last_error_at=now,
+            consecutive_failures=feeds.c.consecutive_failures + 1,
+            failing_since=func.coalesce(feeds.c.failing_since, now),
+        )
 
     def renew_lease(self, feed: FeedState, owner: str, until: datetime) -> bool:
         """Extend our lease while a long feed is still being processed; False if we lost it."""
@@ -408,11 +394,6 @@ class Store:
         )
         with self.engine.connect() as c:
             return {r.guid: r.entry_hash for r in c.execute(query)}
-
-    def find_article_by_url(self, url: str) -> int | None:
-        """An article already stored under this canonical URL, or carried by a source at it."""
-        with self.engine.connect() as c:
-            return _article_at(c, url)
 
     def ingest(
         self,
