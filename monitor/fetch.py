@@ -187,7 +187,7 @@ class Fetcher:
         self,
         client: httpx.AsyncClient,
         url: str,
-        headers: dict[str, str | bytes],
+        headers: httpx.Headers,
         conditional: Conditional | None,
     ) -> FetchResult:
         """One GET, redirects followed: 304 with no body, 2xx with a capped body, else raises."""
@@ -210,17 +210,15 @@ class Fetcher:
         _reject_declared_size(response, self.limits.max_bytes)
 
 
-def _request_headers(conditional: Conditional | None, accept: str) -> dict[str, str | bytes]:
+def _request_headers(conditional: Conditional | None, accept: str) -> httpx.Headers:
     """Accept plus the If-None-Match / If-Modified-Since validators, when there are any."""
-    headers: dict[str, str | bytes] = {"Accept": accept}
-    if conditional is None:
-        return headers
+    headers = [(b"Accept", accept.encode("ascii"))]
     # Validators are sent back byte for byte; httpx would refuse non-ASCII text.
-    if conditional.etag:
-        headers["If-None-Match"] = conditional.etag.encode("utf-8")
-    if conditional.last_modified:
-        headers["If-Modified-Since"] = conditional.last_modified.encode("utf-8")
-    return headers
+    if conditional is not None and conditional.etag:
+        headers.append((b"If-None-Match", conditional.etag.encode("utf-8")))
+    if conditional is not None and conditional.last_modified:
+        headers.append((b"If-Modified-Since", conditional.last_modified.encode("utf-8")))
+    return httpx.Headers(headers)
 
 
 def _result(

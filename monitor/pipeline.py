@@ -141,10 +141,24 @@ async def poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     # poll cannot be a 304 that hides it.
     etag, last_modified = (fetched.etag, fetched.last_modified) if complete else (None, None)
     rt.store.record_success(
-        feed, rt.owner, rt.clock(), _next_poll(rt, feed), fetched.status, etag, last_modified,
+        feed,
+        rt.owner,
+        rt.clock(),
+        _next_poll(rt, feed),
+        fetched.status,
+        etag,
+        last_modified,
         "; ".join(problems) or None,
     )
-    return FeedOutcome(feed.name, "ok", problems=tuple(problems), **counts)
+    return FeedOutcome(
+        feed.name,
+        "ok",
+        new=counts["new"],
+        duplicates=counts["duplicates"],
+        revisions=counts["revisions"],
+        backlog=counts["backlog"],
+        problems=tuple(problems),
+    )
 
 
 def _failed(
@@ -152,7 +166,10 @@ def _failed(
 ) -> FeedOutcome:
     polling = rt.settings.polling
     delay = backoff_delay(
-        feed.consecutive_failures + 1, polling.backoff_base, polling.backoff_max, retry_after,
+        feed.consecutive_failures + 1,
+        polling.backoff_base,
+        polling.backoff_max,
+        retry_after,
         rt.rng if polling.jitter else None,  # jitter: 0 makes the schedule exact (tests)
     )
     now = rt.clock()
@@ -251,9 +268,14 @@ def _store_one(
     backlog = feed.first_poll and (published is None or published < now - window)
     url = ex.canonical_url or entry.link or f"urn:monitor:{feed.name}:{entry.guid}"
     article = NewArticle(
-        canonical_url=url, title=ex.title or entry.title or url, author=ex.author,
-        published_at=published, language=ex.language or feed.language, text=ex.text,
-        text_source=ex.source, content_hash=content_hash(ex.text) if ex.text else "",
+        canonical_url=url,
+        title=ex.title or entry.title or url,
+        author=ex.author,
+        published_at=published,
+        language=ex.language or feed.language,
+        text=ex.text,
+        text_source=ex.source,
+        content_hash=content_hash(ex.text) if ex.text else "",
         backlog=backlog,
     )
     stored = rt.store.ingest(feed, entry.guid, entry.entry_hash, entry.link, article, now)
@@ -267,9 +289,7 @@ def _store_one(
     return outcome, learned
 
 
-def _learn(
-    rt: Runtime, feed: FeedState, ex: Extracted, learned: frozenset[str]
-) -> frozenset[str]:
+def _learn(rt: Runtime, feed: FeedState, ex: Extracted, learned: frozenset[str]) -> frozenset[str]:
     """Count this page's lines for the outlet; lines that just became boilerplate are also
     removed from the outlet's texts stored before the learner knew them."""
     keys = boilerplate.page_keys(ex.lines)
@@ -286,12 +306,15 @@ def _learn(
         return "\n".join(boilerplate.clean(boilerplate.paragraphs(text), learned))
 
     changed = rt.store.rewrite_outlet_texts(feed.outlet_id, reclean, content_hash)
-    log.info("outlet %s: %d new boilerplate lines, %d stored texts re-cleaned", feed.outlet,
-             len(fresh), changed)
+    log.info(
+        "outlet %s: %d new boilerplate lines, %d stored texts re-cleaned",
+        feed.outlet,
+        len(fresh),
+        changed,
+    )
     return learned
 
 
 def housekeeping(rt: Runtime) -> int:
     """Apply retention; returns the number of articles deleted."""
     return rt.store.purge(rt.clock() - rt.settings.retention.articles)
-

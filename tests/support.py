@@ -11,11 +11,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from monitor.config import Settings
+from monitor.config import FeedSpec, Settings
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.pipeline import Runtime
 from monitor.store import Store
-from monitor.store.store import FeedSpecLike
 
 CORPUS = Path(__file__).resolve().parent.parent / "monitor" / "demo" / "corpus"
 
@@ -79,8 +78,8 @@ def settings(**sections: dict[str, Any]) -> Settings:
     return Settings.model_validate(base)
 
 
-def feed_spec(name: str, url: str, outlet: str | None = None) -> FeedSpecLike:
-    return FeedSpecLike(name=name, outlet=outlet or name.split("/")[0],
+def feed_spec(name: str, url: str, outlet: str | None = None) -> FeedSpec:
+    return FeedSpec(name=name, outlet=outlet or name.split("/")[0],
                         outlet_name=(outlet or name).upper(), url=url,
                         interval=timedelta(minutes=10), language="en", tags=())
 

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 from sqlalchemy import create_engine, inspect, text
 
+from monitor.config import FeedSpec
 from monitor.store import NewArticle, Store
-from monitor.store.store import FeedSpecLike
 
 
 def spec(name: str, outlet: str = "rferl", url: str | None = None, minutes: int = 10):
-    return FeedSpecLike(
+    return FeedSpec(
         name=name, outlet=outlet, outlet_name=outlet.upper(),
         url=url or f"http://127.0.0.1:9/{name}.xml", interval=timedelta(minutes=minutes),
         language="en", tags=("wire",),

@@ -220,7 +220,7 @@ class _Document:
 
     def _loader_issue(self, loc: Loc, message: str) -> None:
         self.reported.add(loc)
-        line, column = self.keys.get(loc) if loc not in self.values else self.values[loc]
+        line, column = self.values[loc] if loc in self.values else self.keys.get(loc, (0, 0))
         self.issues.append(ConfigIssue(self.file, line + 1, column + 1, _key_path(loc), message))
 
     # ----- mapping validation errors back to positions

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from monitor.config import FeedSpec
 from monitor.store.schema import (
     article_revisions,
     article_sources,
@@ -37,19 +38,6 @@ from monitor.store.schema import (
 # Texts shorter than this (a bare headline, an empty page) are too generic to prove two articles
 # are the same by hash alone; they are deduplicated by URL and GUID only.
 MIN_CHARS_FOR_HASH_DEDUPE = 100
-
-
-@dataclass(frozen=True)
-class FeedSpecLike:
-    """What sync_feeds needs of a configured feed (monitor.config.FeedSpec fits)."""
-
-    name: str
-    outlet: str
-    outlet_name: str
-    url: str
-    interval: timedelta
-    language: str | None
-    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -147,7 +135,7 @@ class Store:
         return self.engine.dialect.name
 
     # -- feeds and their schedule ---------------------------------------------------------------
-    def sync_feeds(self, specs: Iterable[FeedSpecLike], now: datetime) -> None:
+    def sync_feeds(self, specs: Iterable[FeedSpec], now: datetime) -> None:
         """Make feeds match the config: add new ones (due now), update changed, retire removed."""
         specs = list(specs)
         with self.engine.begin() as c:
@@ -182,20 +170,22 @@ class Store:
             c.execute(update(feeds).where(feeds.c.name.not_in(names)).values(active=False))
 
     def _sync_outlets(
-        self, c: Connection, specs: Sequence[FeedSpecLike], now: datetime
+        self, c: Connection, specs: Sequence[FeedSpec], now: datetime
     ) -> dict[str, int]:
         ids = {r.slug: r.id for r in c.execute(select(outlets.c.id, outlets.c.slug))}
         for spec in specs:
             if spec.outlet not in ids:
                 ids[spec.outlet] = c.execute(
-                    insert(outlets).values(
+                    insert(outlets)
+                    .values(
                         slug=spec.outlet,
                         name=spec.outlet_name,
                         language=spec.language,
                         tags=list(spec.tags),
                         created_at=now,
                     )
-                ).inserted_primary_key[0]
+                    .returning(outlets.c.id)
+                ).scalar_one()
             else:
                 c.execute(
                     update(outlets)
@@ -424,7 +414,9 @@ class Store:
         now: datetime,
     ) -> Ingested:
         with self.engine.begin() as c:
-            article_id = _article_at(c, new.canonical_url) or (link and _article_at(c, link))
+            article_id = _article_at(c, new.canonical_url)
+            if article_id is None and link:
+                article_id = _article_at(c, link)
             outcome = "duplicate"
             if article_id is None and len(new.text) >= MIN_CHARS_FOR_HASH_DEDUPE:
                 article_id = c.execute(
@@ -435,7 +427,8 @@ class Store:
                 ).scalar()
             if article_id is None:
                 article_id = c.execute(
-                    insert(articles).values(
+                    insert(articles)
+                    .values(
                         canonical_url=new.canonical_url,
                         guid=guid,
                         title=new.title,
@@ -451,7 +444,8 @@ class Store:
                         backlog=new.backlog,
                         outlet_id=feed.outlet_id,
                     )
-                ).inserted_primary_key[0]
+                    .returning(articles.c.id)
+                ).scalar_one()
                 outcome = "new"
             else:
                 outcome = _maybe_revise(c, article_id, feed.outlet_id, new, now) or outcome
