@@ -21,6 +21,8 @@ follow-up articles (background, a standing quote) than chrome; legal footers and
 to a few hundred characters (RFE/RL's longest is ~330), so 600 keeps them learnable.
 """
 
+SHORT_LINE = 60  # characters; chrome lines are short, news sentences are not
+
 _BULLETS = "-•*·–—▪►→ \t"
 _DIGIT = re.compile(r"\d")
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
@@ -70,9 +72,22 @@ def paragraphs(text: str) -> list[str]:
 
 
 def line_key(line: str) -> str:
-    """A short stable key of a line: case-folded, bullets and spacing ignored, digits as 0."""
-    folded = _DIGIT.sub("0", _core(line).casefold())
+    """A short stable key of a line: case-folded, bullets and spacing ignored.
+
+    Digits count as 0 in short lines and in lines that are mostly figures (time codes, "12
+    comments", "Copyright 2021"), so such chrome recurs; in a sentence they are kept, so story
+    lines that differ by a number ("an estimated 100,000 troops" / "127,000 troops") stay
+    distinct and are never learned as boilerplate."""
+    folded = _core(line).casefold()
+    if len(folded) <= SHORT_LINE or _mostly_figures(folded):
+        folded = _DIGIT.sub("0", folded)
     return hashlib.blake2b(folded.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _mostly_figures(text: str) -> bool:
+    letters = sum(ch.isalpha() for ch in text)
+    digits = sum(ch.isdigit() for ch in text)
+    return digits > letters
 
 
 def is_seed_boilerplate(line: str) -> bool:

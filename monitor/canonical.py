@@ -16,13 +16,12 @@ def canonical_url(url: str, base: str | None = None) -> str | None:
     """
     if not url or not url.strip():
         return None
-    absolute = urljoin(base, url.strip()) if base else url.strip()
-    parts = urlsplit(absolute)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    try:
-        normalised = courlan.normalize_url(absolute, strict=False)
+    try:  # a malformed address (an unclosed IPv6 bracket, a bad port) is no address at all
+        absolute = urljoin(base, url.strip()) if base else url.strip()
+        parts = urlsplit(absolute)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        parts = urlsplit(courlan.normalize_url(absolute, strict=False))
     except ValueError:
         return None
-    parts = urlsplit(normalised)
     return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path or "/", parts.query, ""))

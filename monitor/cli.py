@@ -39,6 +39,9 @@ def main(ctx: click.Context, config_dir: Path, verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one line per scheduler tick and per HTTP request would bury what matters in the journal
+    for chatty in ("apscheduler", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     ctx.obj = config_dir
 
 
@@ -87,20 +90,21 @@ def poll(ctx: click.Context, once: bool, feeds: tuple[str, ...], due_only: bool)
     """Poll feeds once and print what happened (use `monitor run` to keep polling)."""
     from monitor.daemon import extractor_pool, fetch_limits
     from monitor.fetch import Fetcher
-    from monitor.pipeline import Runtime, poll_cycle
+    from monitor.pipeline import CycleSummary, Runtime, poll_cycle
 
     config = _load(ctx)
     unknown = sorted(set(feeds) - {f.name for f in config.feeds})
     if unknown:
         raise click.UsageError(f"unknown feed {', '.join(unknown)}; see `monitor feeds`")
     store = _store(config)
-    store.sync_feeds(config.feeds, utcnow())
+    store.sync_feeds(config.feeds, utcnow(), retire=False)
     pool = extractor_pool(config)
+    wanted = list(feeds) or [f.name for f in config.feeds]
 
-    async def cycle():  # noqa: ANN202
+    async def cycle() -> CycleSummary:
         async with Fetcher(fetch_limits(config)) as fetcher:
             rt = Runtime(store, fetcher, config.settings, utcnow, pool)
-            return await poll_cycle(rt, feeds or None, ignore_schedule=not due_only)
+            return await poll_cycle(rt, wanted, not due_only, limit=len(wanted))
 
     try:
         summary = asyncio.run(cycle())
@@ -113,6 +117,10 @@ def poll(ctx: click.Context, once: bool, feeds: tuple[str, ...], due_only: bool)
             click.echo(f"error   {outcome.feed}: {outcome.error}", err=True)
         for problem in outcome.problems:
             click.echo(f"warning {outcome.feed}: {problem}", err=True)
+    skipped = sorted(set(wanted) - {o.feed for o in summary.outcomes})
+    if skipped:
+        why = "not due" if due_only else "leased by a running worker"
+        click.echo(f"skipped {len(skipped)} ({why}): {', '.join(skipped)}", err=True)
     click.echo(summary.line())
 
 
@@ -133,6 +141,8 @@ def articles(ctx: click.Context, search: str | None, outlet: str | None, since: 
             since_at = utcnow() - parse_duration(since)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--since") from err
+    if outlet and outlet not in {f.outlet for f in config.feeds}:
+        raise click.BadParameter(f"no outlet {outlet!r} in feeds.yaml", param_hint="--outlet")
     store = _store(config)
     try:
         found = store.articles(search=search, outlet=outlet, since=since_at, limit=limit)
@@ -174,7 +184,7 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
     """Show every feed's health: last success, last error, failures, next poll."""
     config = _load(ctx)
     store = _store(config)
-    store.sync_feeds(config.feeds, utcnow())
+    store.sync_feeds(config.feeds, utcnow(), retire=False)
     try:
         health = store.feed_health()
     finally:

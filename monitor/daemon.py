@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from concurrent.futures import ProcessPoolExecutor
@@ -11,7 +12,7 @@ from datetime import UTC
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.config import Config, ConfigError, load_config
+from monitor.config import Config, ConfigError, Settings, load_config
 from monitor.domain import Clock, utcnow
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.pipeline import Runtime, default_owner, housekeeping, poll_feed
@@ -24,7 +25,11 @@ SHUTDOWN_GRACE = 20.0  # seconds in-flight feeds get to finish; below systemd's 
 
 def fetch_limits(config: Config) -> FetchLimits:
     """The fetch stage's limits from monitor.yaml's polling section."""
-    p = config.settings.polling
+    return _limits(config.settings)
+
+
+def _limits(settings: Settings) -> FetchLimits:
+    p = settings.polling
     return FetchLimits(
         connect_timeout=p.connect_timeout.total_seconds(),
         read_timeout=p.read_timeout.total_seconds(),
@@ -51,7 +56,7 @@ class Daemon:
         self.clock = clock
         self.owner = owner or default_owner()
         self.stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: dict[int, asyncio.Task[None]] = {}  # feed id -> its poll
         self._rt: Runtime | None = None
 
     async def run(self) -> None:
@@ -66,13 +71,35 @@ class Daemon:
                 self._rt = Runtime(store, fetcher, settings, self.clock, pool, self.owner)
                 self._install_signals()
                 tick = settings.polling.tick.total_seconds()
-                scheduler.add_job(self.tick, IntervalTrigger(seconds=tick), id="tick",
-                                  next_run_time=self.clock(), max_instances=1, coalesce=True)
-                scheduler.add_job(self._housekeeping, IntervalTrigger(hours=1), id="housekeeping",
-                                  next_run_time=self.clock())
+                scheduler.add_job(
+                    self.tick,
+                    IntervalTrigger(seconds=tick),
+                    id="tick",
+                    next_run_time=self.clock(),
+                    max_instances=1,
+                    coalesce=True,
+                )
+                scheduler.add_job(
+                    self._housekeeping,
+                    IntervalTrigger(hours=1),
+                    id="housekeeping",
+                    next_run_time=self.clock(),
+                )
+                heartbeat = settings.polling.lease.total_seconds() / 3
+                scheduler.add_job(
+                    self.renew_leases,
+                    IntervalTrigger(seconds=heartbeat),
+                    id="leases",
+                    max_instances=1,
+                    coalesce=True,
+                )
                 scheduler.start()
-                log.info("monitor running as %s: %d feeds, database %s", self.owner,
-                         len(self.config.feeds), store.engine.url.render_as_string())
+                log.info(
+                    "monitor running as %s: %d feeds, database %s",
+                    self.owner,
+                    len(self.config.feeds),
+                    store.engine.url.render_as_string(),
+                )
                 await self.stopping.wait()
                 scheduler.shutdown(wait=False)
                 await self._drain()
@@ -90,26 +117,36 @@ class Daemon:
         free = rt.settings.polling.batch - len(self._tasks)
         if free <= 0:
             return
-        for feed in rt.store.claim_due_feeds(rt.owner, self.clock(), rt.settings.polling.lease,
-                                             free):
+        claimed = rt.store.claim_due_feeds(
+            rt.owner, self.clock(), rt.settings.polling.lease, free, exclude=list(self._tasks)
+        )
+        for feed in claimed:
             task = asyncio.create_task(self._poll(rt, feed), name=f"poll {feed.name}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[feed.id] = task
+            task.add_done_callback(functools.partial(self._done, feed.id))
+
+    def _done(self, feed_id: int, _task: asyncio.Task[None]) -> None:
+        self._tasks.pop(feed_id, None)
+
+    async def renew_leases(self) -> None:
+        """Keep the leases of feeds still in flight (a long backlog of slow pages) from expiring,
+        so no other worker takes a feed this one is still storing."""
+        if self._rt is None or not self._tasks:
+            return
+        until = self.clock() + self._rt.settings.polling.lease
+        self._rt.store.renew_leases(list(self._tasks), self._rt.owner, until)
 
     async def _poll(self, rt: Runtime, feed: FeedState) -> None:
-        try:
-            outcome = await poll_feed(rt, feed)
-        except asyncio.CancelledError:
-            rt.store.release(feed, rt.owner)  # hand it to the next worker at once
-            raise
-        except Exception:
-            log.exception("feed %s: unexpected error", feed.name)
-            rt.store.release(feed, rt.owner)
-            return
+        outcome = await poll_feed(rt, feed)  # records every failure on the feed itself
         if outcome.new or outcome.revisions or outcome.error:
-            log.info("feed %s: %s new, %s duplicates, %s revisions%s", feed.name, outcome.new,
-                     outcome.duplicates, outcome.revisions,
-                     f", error: {outcome.error}" if outcome.error else "")
+            log.info(
+                "feed %s: %s new, %s duplicates, %s revisions%s",
+                feed.name,
+                outcome.new,
+                outcome.duplicates,
+                outcome.revisions,
+                f", error: {outcome.error}" if outcome.error else "",
+            )
 
     async def _drain(self) -> None:
         """Let in-flight feeds commit; past the grace period cancel them (their leases are
@@ -117,7 +154,7 @@ class Daemon:
         if not self._tasks:
             return
         log.info("stopping: waiting for %d feeds in flight", len(self._tasks))
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE)
+        _done, pending = await asyncio.wait(set(self._tasks.values()), timeout=SHUTDOWN_GRACE)
         for task in pending:
             task.cancel()
         if pending:
@@ -146,9 +183,25 @@ class Daemon:
         except ConfigError as err:
             log.error("reload refused, keeping the running configuration:\n%s", err)
             return
+        old = self.config.settings
         self.config = config
         if self._rt is not None:
+            self._rt.settings = config.settings  # intervals, backoff, extraction, retention
             self._rt.store.sync_feeds(config.feeds, self.clock())
+        restart_only = [
+            name
+            for name, changed in (
+                ("database", old.database != config.settings.database),
+                ("fetch limits", fetch_limits(self.config) != _limits(old)),
+                ("extract.workers", old.extract.workers != config.settings.extract.workers),
+                ("polling.tick", old.polling.tick != config.settings.polling.tick),
+            )
+            if changed
+        ]
+        if restart_only:
+            log.warning(
+                "reloaded, but %s take effect only after a restart", ", ".join(restart_only)
+            )
         log.info("reloaded: %d feeds", len(config.feeds))
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import html
+import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
@@ -15,6 +19,7 @@ from monitor.domain import FeedEntry, ParsedFeed
 # Problems feedparser reports that lose nothing: a feed served as text/plain, or an encoding
 # declaration that disagrees with the HTTP header when the bytes decode fine either way.
 _HARMLESS = (feedparser.NonXMLContentType,)
+_TAG = re.compile(r"<[^>]*>")
 
 
 def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
@@ -23,15 +28,13 @@ def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     if content_type:
         headers["content-type"] = content_type
     doc = feedparser.parse(body, response_headers=headers, sanitize_html=False)
-    entries = tuple(e for e in (_entry(raw, url) for raw in doc.entries) if e is not None)
+    entries = _distinct_guids([e for e in (_entry(raw, url) for raw in doc.entries) if e])
     is_feed = bool(doc.get("version")) or bool(entries)
     problem = _problem(doc, len(entries), is_feed, _looks_like_html(body))
     return ParsedFeed(doc.feed.get("title"), entries, problem, is_feed)
 
 
-def _problem(
-    doc: feedparser.FeedParserDict, kept: int, is_feed: bool, html: bool
-) -> str | None:
+def _problem(doc: feedparser.FeedParserDict, kept: int, is_feed: bool, html: bool) -> str | None:
     if not is_feed:
         what = "an HTML page" if html else "no RSS/Atom elements found"
         return f"not an RSS/Atom feed: {what}"
@@ -53,12 +56,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _entry(raw: feedparser.FeedParserDict, feed_url: str) -> FeedEntry | None:
-    link = canonical_url(raw.get("link") or "", base=feed_url)
+    link = _absolute(raw.get("link") or "", feed_url)
     title = _clean(raw.get("title"))
     content = _content(raw)
     if not (link or title or content):
         return None  # nothing to identify or show
-    guid = _clean(raw.get("id")) or link or _digest(title, content)
+    # Without a GUID the link identifies the entry; its canonical form, so a tracking parameter
+    # that changes between builds of the feed does not make the entry look new.
+    guid = _clean(raw.get("id")) or canonical_url(link or "") or _digest(title, content)
     published = _datetime(raw.get("published_parsed") or raw.get("updated_parsed"))
     entry_hash = _digest(title, link or "", content, raw.get("updated") or "")
     return FeedEntry(
@@ -70,6 +75,35 @@ def _entry(raw: feedparser.FeedParserDict, feed_url: str) -> FeedEntry | None:
         content=content,
         entry_hash=entry_hash,
     )
+
+
+def _distinct_guids(entries: list[FeedEntry]) -> tuple[FeedEntry, ...]:
+    """Entries of one document that share a GUID but point elsewhere get the link added to it.
+
+    Some CMSs put the site's home page in every <guid>; taking it at its word would store one
+    story and drop the rest. Entries sharing both GUID and link are one entry listed twice."""
+    links: dict[str, set[str | None]] = {}
+    for entry in entries:
+        links.setdefault(entry.guid, set()).add(canonical_url(entry.link or ""))
+    return tuple(
+        replace(entry, guid=f"{entry.guid} {canonical_url(entry.link or '') or entry.entry_hash}")
+        if len(links[entry.guid]) > 1
+        else entry
+        for entry in entries
+    )
+
+
+def _absolute(link: str, base: str) -> str | None:
+    """The entry's link made absolute, otherwise as the feed gave it (the page is fetched at
+    exactly this address: some sites need their own parameters)."""
+    link = link.strip()
+    if not link:
+        return None
+    try:
+        absolute = urljoin(base, link)
+    except ValueError:
+        return None
+    return absolute if urlsplit(absolute).scheme in ("http", "https") else None
 
 
 def _content(raw: feedparser.FeedParserDict) -> str:
@@ -91,7 +125,12 @@ def _datetime(parsed: time.struct_time | None) -> datetime | None:
 
 
 def _clean(value: str | None) -> str:
-    return " ".join((value or "").split())
+    """Plain one-line text: feeds put markup and character references in CDATA titles, and a
+    NUL (which PostgreSQL refuses in text) now and then."""
+    text = value or ""
+    if "<" in text or "&" in text:
+        text = html.unescape(_TAG.sub(" ", text))
+    return " ".join(text.replace("\x00", "").split())
 
 
 def _digest(*parts: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from monitor import boilerplate
+from monitor.canonical import canonical_url
 from monitor.config import Settings
 from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed, utcnow
 from monitor.extract import content_hash, extract
@@ -108,12 +109,17 @@ class CycleSummary:
 
 
 async def poll_cycle(
-    rt: Runtime, names: Sequence[str] | None = None, ignore_schedule: bool = False
+    rt: Runtime,
+    names: Sequence[str] | None = None,
+    ignore_schedule: bool = False,
+    limit: int | None = None,
 ) -> CycleSummary:
-    """Claim the due feeds (or the named ones), poll them concurrently, and summarise."""
+    """Claim the due feeds (or the named ones), poll them concurrently, and summarise.
+
+    At most `limit` feeds (default polling.batch); a feed leased by another worker is skipped."""
     polling = rt.settings.polling
     feeds = rt.store.claim_due_feeds(
-        rt.owner, rt.clock(), polling.lease, polling.batch, names, ignore_schedule
+        rt.owner, rt.clock(), polling.lease, limit or polling.batch, names, ignore_schedule
     )
     outcomes = await asyncio.gather(*(poll_feed(rt, feed) for feed in feeds))
     return CycleSummary(tuple(outcomes))
@@ -122,12 +128,22 @@ async def poll_cycle(
 async def poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     """Fetch, parse and store one claimed feed; any failure is recorded on the feed, not raised."""
     try:
+        return await _poll_feed(rt, feed)
+    except asyncio.CancelledError:
+        rt.store.release(feed, rt.owner)  # hand it to the next worker at once
+        raise
+    except Exception as err:  # a bug or a database hiccup: back off like any failure, visibly
+        log.exception("feed %s: unexpected error", feed.name)
+        return _failed(
+            rt, feed, f"{feed.url}: internal error: {type(err).__name__}: {err}", None, None
+        )
+
+
+async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
+    try:
         fetched = await rt.fetcher.fetch(feed.url, Conditional(feed.etag, feed.last_modified))
     except FetchError as err:
         return _failed(rt, feed, str(err), err.status, err.retry_after)
-    except asyncio.CancelledError:
-        rt.store.release(feed, rt.owner)
-        raise
     if fetched.not_modified:  # 304: nothing to parse (the point of a conditional GET)
         rt.store.record_not_modified(feed, rt.owner, rt.clock(), _next_poll(rt, feed))
         return FeedOutcome(feed.name, "not-modified")
@@ -186,39 +202,47 @@ async def _store_entries(
     rt: Runtime, feed: FeedState, parsed: ParsedFeed
 ) -> tuple[dict[str, int], list[str], bool]:
     """Store the feed's new or edited entries; returns counts, problems, and whether all stored."""
-    counts = {"new": 0, "duplicates": 0, "revisions": 0, "backlog": 0}
+    counts = {"new": 0, "duplicates": 0, "revisions": 0, "backlog": 0, "unchanged": 0}
     problems: list[str] = []
-    complete = True
     todo = _new_or_edited(rt, feed, parsed.entries)
     min_pages = rt.settings.extract.boilerplate_min_pages
     learned = rt.store.learned_boilerplate(feed.outlet_id, min_pages)
+    complete = True
     for start in range(0, len(todo), PAGE_BATCH):
         batch = todo[start : start + PAGE_BATCH]
-        if start:  # a long backlog must not outlive the lease and be polled twice
-            rt.store.renew_lease(feed, rt.owner, rt.clock() + rt.settings.polling.lease)
+        if start and not rt.store.renew_lease(
+            feed, rt.owner, rt.clock() + rt.settings.polling.lease
+        ):
+            # Another worker holds the feed now: it will store the rest; stop before doubling up.
+            problems.append(f"lease lost after {start} entries; the rest is left to its holder")
+            return counts, problems, False
         pages = await asyncio.gather(*(_fetch_page(rt, e) for e in batch))
-        for entry, (html, page_problem) in zip(batch, pages, strict=True):
-            if page_problem:
-                problems.append(page_problem)
+        for entry, page in zip(batch, pages, strict=True):
+            if page.problem:
+                problems.append(page.problem)
             try:
-                extracted = await _extract(rt, html, entry, learned)
-                outcome, learned = _store_one(rt, feed, entry, extracted, learned)
+                extracted = await _extract(rt, page, entry, learned)
+                outcome, learned = _store_one(rt, feed, entry, page, extracted, learned)
             except Exception as err:  # one bad entry must not cost the feed its other entries
                 log.exception("feed %s: entry %s could not be stored", feed.name, entry.guid)
                 problems.append(f"entry {entry.link or entry.guid}: {type(err).__name__}: {err}")
                 complete = False
                 continue
-            counts[outcome] = counts.get(outcome, 0) + 1
+            counts[outcome] += 1
             if outcome == "backlog":  # backlog articles are new articles that will not alert
                 counts["new"] += 1
-    counts.pop("unchanged", None)
     return counts, problems, complete
 
 
 def _new_or_edited(rt: Runtime, feed: FeedState, entries: Sequence[FeedEntry]) -> list[FeedEntry]:
-    """Entries this feed has not delivered before, or has edited since, within retention."""
-    oldest = rt.clock() - rt.settings.retention.articles
+    """Entries this feed has not delivered before, or has edited since, within retention.
+
+    Entries still listed are marked as seen now, so retention never purges an article that a
+    feed still carries (it would come back as news on the next poll)."""
+    now = rt.clock()
+    oldest = now - rt.settings.retention.articles
     known = rt.store.entry_hashes(feed.id, [e.guid for e in entries])
+    rt.store.touch_sources(feed.id, list(known), now)
     todo: dict[str, FeedEntry] = {}
     for entry in entries:
         if entry.published is not None and entry.published < oldest:
@@ -228,31 +252,44 @@ def _new_or_edited(rt: Runtime, feed: FeedState, entries: Sequence[FeedEntry]) -
     return list(todo.values())
 
 
-async def _fetch_page(rt: Runtime, entry: FeedEntry) -> tuple[bytes | None, str | None]:
-    """The entry's page, or None and a problem line when it cannot be had (the feed's own
-    content is then the fallback)."""
+@dataclass(frozen=True)
+class Page:
+    """An entry's fetched page: its HTML and final address, or why there is none."""
+
+    html: bytes | None = None
+    url: str | None = None  # after redirects
+    problem: str | None = None
+
+
+async def _fetch_page(rt: Runtime, entry: FeedEntry) -> Page:
+    """The entry's page; on failure a problem line (the feed's own content is the fallback)."""
     if not (rt.settings.extract.fetch_pages and entry.link):
-        return None, None
+        return Page()
     try:
-        page = await rt.fetcher.fetch(entry.link, accept=PAGE_ACCEPT)
+        fetched = await rt.fetcher.fetch(entry.link, accept=PAGE_ACCEPT)
     except FetchError as err:
-        return None, f"page {err}; used the feed's content"
-    return page.body, None
+        return Page(problem=f"page {err}; used the feed's content, will retry the page")
+    return Page(fetched.body, fetched.final_url)
 
 
-async def _extract(
-    rt: Runtime, html: bytes | None, entry: FeedEntry, learned: frozenset[str]
-) -> Extracted:
-    url = entry.link or ""
+async def _extract(rt: Runtime, page: Page, entry: FeedEntry, learned: frozenset[str]) -> Extracted:
+    url = page.url or entry.link or ""
     min_chars = rt.settings.extract.min_chars
     if rt.extractor is None:
-        return extract(html, url, entry, learned, min_chars)
+        return extract(page.html, url, entry, learned, min_chars)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(rt.extractor, extract, html, url, entry, learned, min_chars)
+    return await loop.run_in_executor(
+        rt.extractor, extract, page.html, url, entry, learned, min_chars
+    )
 
 
 def _store_one(
-    rt: Runtime, feed: FeedState, entry: FeedEntry, ex: Extracted, learned: frozenset[str]
+    rt: Runtime,
+    feed: FeedState,
+    entry: FeedEntry,
+    page: Page,
+    ex: Extracted,
+    learned: frozenset[str],
 ) -> tuple[str, frozenset[str]]:
     """Dedupe and store one extracted entry, then let its page teach the outlet's boilerplate."""
     now = rt.clock()
@@ -266,7 +303,10 @@ def _store_one(
     window = rt.settings.polling.first_run_window
     published = ex.published or entry.published
     backlog = feed.first_poll and (published is None or published < now - window)
-    url = ex.canonical_url or entry.link or f"urn:monitor:{feed.name}:{entry.guid}"
+    # The address the entry is known by: the page's own rel=canonical, else where its link
+    # redirected to, else the link, each in canonical form (no trackers, no fragment).
+    link = canonical_url(page.url or "") or canonical_url(entry.link or "")
+    url = ex.canonical_url or link or f"urn:monitor:{feed.name}:{entry.guid}"
     article = NewArticle(
         canonical_url=url,
         title=ex.title or entry.title or url,
@@ -277,12 +317,15 @@ def _store_one(
         text_source=ex.source,
         content_hash=content_hash(ex.text) if ex.text else "",
         backlog=backlog,
+        entry_title=entry.title,
     )
-    stored = rt.store.ingest(feed, entry.guid, entry.entry_hash, entry.link, article, now)
+    # A page that failed is retried on the next poll: the entry is not recorded as fully seen.
+    entry_hash = entry.entry_hash + ("~page-failed" if page.problem else "")
+    stored = rt.store.ingest(feed, entry.guid, entry_hash, link, article, now)
     if stored.new_page_for_outlet and ex.source == "page":
         learned = _learn(rt, feed, ex, learned)
-    outcome = {"new": "new", "duplicate": "duplicates", "revision": "revisions"}.get(
-        stored.outcome, "unchanged"
+    outcome = {"duplicate": "duplicates", "revision": "revisions"}.get(
+        stored.outcome, stored.outcome
     )
     if outcome == "new" and backlog:
         outcome = "backlog"

@@ -92,3 +92,28 @@ def test_feeds_shows_each_feeds_health_with_the_error(config_dir):
     assert health["rferl"]["consecutive_failures"] == 0 and health["rferl"]["articles"] == 1
     table = invoke(config_dir, "feeds")
     assert "failing" in table.output and "HTTP 503" in table.output
+
+
+def test_poll_once_polls_every_feed_whatever_the_batch_size(config_dir):
+    text = (config_dir / "monitor.yaml").read_text()
+    (config_dir / "monitor.yaml").write_text(text.replace("polling:\n", "polling:\n  batch: 1\n"))
+    result = invoke(config_dir, "poll", "--once")
+    assert "feeds polled: 2," in result.output
+
+
+def test_feeds_with_another_config_does_not_retire_the_running_daemons_feeds(config_dir, tmp_path):
+    invoke(config_dir, "poll", "--once")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "monitor.yaml").write_text((config_dir / "monitor.yaml").read_text())
+    (other / "feeds.yaml").write_text(
+        "outlets:\n  other:\n    feeds:\n      - url: http://127.0.0.1:9/x.xml\n")
+    invoke(other, "feeds")
+    health = {h["name"]: h for h in map(json.loads,
+                                        invoke(config_dir, "feeds", "--json").output.splitlines())}
+    assert health["rferl"]["active"] and health["broken"]["active"]
+
+
+def test_articles_names_an_unknown_outlet(config_dir):
+    result = CliRunner().invoke(main, ["-c", str(config_dir), "articles", "--outlet", "nope"])
+    assert result.exit_code == 2 and "no outlet 'nope' in feeds.yaml" in result.output

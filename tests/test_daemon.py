@@ -129,3 +129,50 @@ def test_run_refuses_to_start_on_a_bad_config_with_the_check_message(tmp_path):
     assert "feeds.yaml:4:" in run.stderr and "outlets.rferl.feeds[0].url" in run.stderr
     first_line = check.stderr.splitlines()[0]
     assert first_line in run.stderr
+
+
+def test_a_feed_outliving_its_lease_is_not_polled_twice(server, tmp_path):
+    items = []
+    for i in range(8):  # 8 slow pages, fetched one at a time: ~8 s, well past the 3 s lease
+        server.routes[f"/p{i}.html"] = Route(body=page(f"Story {i}", corpus_paragraphs("001", i)),
+                                             delay=1.0)
+        items.append(Item(f"s{i}", f"Story {i}", server.url(f"/p{i}.html")))
+    server.routes["/feed.xml"] = Route(body=rss(items))
+    config = write_config(tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db",
+                          {"rferl": server.url("/feed.xml")}, lease="3s", per_host=1,
+                          interval="1h")
+    proc = start(config)
+    try:
+        wait_for(lambda: server.count("/p7.html") == 1, timeout=40)
+        time.sleep(2)
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert server.count("/feed.xml") == 1
+    assert server.max_in_flight["/feed.xml"] == 1
+
+
+def test_sighup_applies_a_changed_monitor_yaml(server, tmp_path):
+    server.routes["/a.html"] = Route(body=page("First", corpus_paragraphs("001")))
+    server.routes["/b.html"] = Route(body=page("Second", corpus_paragraphs("003")))
+    items = [Item("a", "First", server.url("/a.html"))]
+    server.routes["/feed.xml"] = Route(body=rss(items))
+    config = write_config(tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db",
+                          {"rferl": server.url("/feed.xml")})
+    proc = start(config)
+    try:
+        wait_for(lambda: server.count("/a.html") == 1)
+        text = (config / "monitor.yaml").read_text()
+        text = text.replace("extract:", "extract:\n  fetch_pages: false")
+        (config / "monitor.yaml").write_text(text)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        items.append(Item("b", "Second", server.url("/b.html"), description="From the feed."))
+        server.routes["/feed.xml"] = Route(body=rss(items))
+        store = Store.open(f"sqlite:///{tmp_path}/m.db")
+        wait_for(lambda: len(store.articles()) == 2)
+        store.close()
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert server.count("/b.html") == 0  # pages are no longer fetched after the reload

@@ -333,6 +333,12 @@ def test_time_codes_of_different_clips_share_one_line_key() -> None:
     assert len(line_key("x")) <= 16
 
 
+def test_sentences_that_differ_by_a_number_keep_distinct_keys() -> None:
+    # a background sentence repeated with updated figures is news, not chrome
+    base = "Russia has massed an estimated {} troops near the border with Ukraine, officials say."
+    assert line_key(base.format("100,000")) != line_key(base.format("127,000"))
+
+
 def test_page_keys_count_a_line_once_and_skip_very_long_lines() -> None:
     long_line = "word " * 200
     keys = page_keys(["Footer", "footer", long_line, ""])

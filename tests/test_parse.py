@@ -45,7 +45,7 @@ ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
     ("body", "title", "guid", "link", "published", "content"),
     [
         (RSS091, "Lavrov in Geneva", "http://x.org/a/1", "http://x.org/a/1", None, "Talks."),
-        (RSS2, "Kuleba meets Blinken", "id-2", "http://127.0.0.1:8000/a/2",
+        (RSS2, "Kuleba meets Blinken", "id-2", "http://127.0.0.1:8000/a/2?utm_source=rss",
          datetime(2022, 1, 19, 10, 30, tzinfo=UTC), "Short."),
         (RDF, "Zelenskyy thanks US", "http://x.org/a/3", "http://x.org/a/3",
          datetime(2022, 1, 19, 15, 20, tzinfo=UTC), "<p>Full <b>text</b> here.</p>"),
@@ -91,6 +91,7 @@ def test_an_empty_body_is_not_a_feed():
         ("../a/2.html", "https://x.org/news/feed/", "https://x.org/news/a/2.html"),
         ("https://x.org", None, "https://x.org/"),
         ("mailto:desk@x.org", None, None),
+        ("http://[broken-ipv6/a", None, None),
         ("", None, None),
     ],
 )
@@ -115,3 +116,19 @@ def test_the_next_poll_spreads_within_the_jitter():
 def test_backoff_doubles_to_its_cap_and_honours_retry_after(failures, retry_after, expected):
     delay = backoff_delay(failures, timedelta(minutes=1), timedelta(hours=1), retry_after)
     assert delay.total_seconds() == expected
+
+
+def test_entries_sharing_a_guid_but_not_a_link_get_distinct_guids():
+    body = (b'<rss version="2.0"><channel>'
+            b"<item><title>A</title><link>http://x.org/a</link><guid>http://x.org/</guid></item>"
+            b"<item><title>B</title><link>http://x.org/b</link><guid>http://x.org/</guid></item>"
+            b"<item><title>A</title><link>http://x.org/a</link><guid>g2</guid></item>"
+            b"</channel></rss>")
+    guids = [e.guid for e in parse(body, BASE).entries]
+    assert len(set(guids[:2])) == 2 and guids[2].endswith("g2")
+
+
+def test_markup_and_references_in_titles_become_plain_text():
+    body = (b'<rss version="2.0"><channel><item><title><![CDATA[<b>Kyiv</b> &#171;talks&#187;]]>'
+            b"</title><link>http://x.org/a</link></item></channel></rss>")
+    assert parse(body, BASE).entries[0].title == "Kyiv \u00abtalks\u00bb"

@@ -174,3 +174,96 @@ def test_a_failing_feed_backs_off_exponentially_and_is_never_dropped(server, sto
     poll(store, clock, cfg)
     (health,) = store.feed_health()
     assert health.consecutive_failures == 0 and health.last_success_at == clock()
+
+
+def test_entries_sharing_one_guid_with_different_links_are_all_stored(server, store, clock):
+    links = [serve_article(server, f"/a/{i}.html", n, f"Story {i}")
+             for i, n in enumerate(["000", "001", "003"])]
+    items = [Item("https://example.com/", f"Story {i}", link, clock())
+             for i, link in enumerate(links)]
+    server.routes["/feed"] = Route(body=rss(items))
+    store.sync_feeds([feed_spec("cms", server.url("/feed"))], clock())
+    assert poll(store, clock).new == 3
+    assert poll(store, clock).new == 0  # and they stay known on the next poll
+    assert sorted(a.title for a in store.articles()) == ["Story 0", "Story 1", "Story 2"]
+
+
+def test_a_consent_wall_on_every_page_does_not_merge_different_stories(server, store, clock):
+    wall = ["Before you continue. We use cookies and data to deliver and maintain our services, "
+            "track outages and protect against spam, fraud and abuse, and to measure audience "
+            "engagement and site statistics to understand how our services are used."] * 2
+    items = []
+    for i in range(5):
+        server.routes[f"/a/{i}.html"] = Route(body=page("Before you continue", wall))
+        items.append(Item(f"g{i}", f"Real headline {i}", server.url(f"/a/{i}.html"), clock(),
+                          description=f"Summary of story {i}. " * 3))
+    server.routes["/feed"] = Route(body=rss(items))
+    store.sync_feeds([feed_spec("walled", server.url("/feed"))], clock())
+    summary = poll(store, clock)
+    assert (summary.new, summary.duplicates) == (5, 0)
+
+
+def test_a_page_that_failed_is_fetched_again_on_the_next_poll(server, store, clock):
+    server.routes["/a/1.html"] = Route(status=503, body=b"busy")
+    server.routes["/feed"] = Route(body=rss([Item("g1", "Blinken in Kyiv", server.url("/a/1.html"),
+                                                   clock(), description="Short summary.")]))
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+    poll(store, clock)
+    assert store.articles()[0].text_source == "feed"
+    poll(store, clock)  # still failing: same fallback text, nothing new
+    assert store.counts()["articles"] == 1 and store.articles()[0].revision == 1
+    serve_article(server, "/a/1.html", "001", "Blinken in Kyiv")
+    poll(store, clock)
+    (article,) = store.articles()
+    assert article.text_source == "page" and "Kuleba" in article.text
+    assert poll(store, clock).revisions == 0  # the page is not fetched again once it worked
+    assert server.count("/a/1.html") == 3
+
+
+def test_redirected_links_are_stored_at_their_final_address_and_fetched_as_given(
+    server, store, clock
+):
+    serve_article(server, "/a/final.html", "001", "Blinken in Kyiv")
+    server.routes["/go;jsessionid=abc?ref=feed&id=7"] = Route(
+        status=301, location=server.url("/a/final.html"))
+    link = server.url("/go;jsessionid=abc?ref=feed&id=7")
+    server.routes["/feed"] = Route(body=rss([Item("g1", "Blinken", link, clock())]))
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+    poll(store, clock)
+    assert server.count("/go;jsessionid=abc?ref=feed&id=7") == 1  # fetched exactly as linked
+    assert [a.canonical_url for a in store.articles()] == [server.url("/a/final.html")]
+
+
+def test_retention_keeps_articles_a_feed_still_lists(server, store, clock):
+    from monitor.pipeline import housekeeping
+
+    link = serve_article(server, "/a/1.html", "001", "Undated story")
+    server.routes["/feed"] = Route(body=rss([Item("g1", "Undated story", link)]))
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+    cfg = settings(retention={"articles": "30d"})
+    poll(store, clock, cfg)
+
+    async def purge():
+        async with runtime(store, clock, cfg) as rt:
+            return housekeeping(rt)
+
+    clock.advance(days=40)
+    poll(store, clock, cfg)  # still listed: seen now
+    assert asyncio.run(purge()) == 0
+    server.routes["/feed"].body = rss([])
+    poll(store, clock, cfg)
+    clock.advance(days=40)
+    assert asyncio.run(purge()) == 1  # gone from the feed and past retention
+    poll(store, clock, cfg)
+    assert store.counts()["articles"] == 0
+
+
+def test_a_clean_poll_clears_the_last_problem(server, store, clock):
+    server.routes["/feed"] = Route(body=b'<rss version="2.0"><channel><item><title>x</title>'
+                                        b"<link>/a</link></item><item><title>y & z</title>")
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+    poll(store, clock, settings(extract={"fetch_pages": False}))
+    assert "entries kept" in store.feed_health()[0].last_problem
+    server.routes["/feed"] = Route(body=rss([]))
+    poll(store, clock, settings(extract={"fetch_pages": False}))
+    assert store.feed_health()[0].last_problem is None

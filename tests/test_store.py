@@ -39,7 +39,7 @@ def test_migrations_create_every_table_at_the_newest_revision(store):
     assert {"outlets", "feeds", "articles", "article_revisions", "article_sources",
             "boilerplate_lines", "alembic_version"} <= tables
     with store.engine.connect() as c:
-        assert c.execute(text("select version_num from alembic_version")).scalar() == "0002"
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0003"
 
 
 def test_upgrading_from_the_first_schema_keeps_existing_rows(db_url, clock):
@@ -228,3 +228,56 @@ def test_postgres_claims_skip_rows_locked_by_another_transaction(pg_url, clock):
         assert [f.name for f in claimed] == ["b"]
     other.dispose()
     store.close()
+
+
+def test_a_story_whose_link_changed_under_the_same_guid_is_a_revision(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    first = store.ingest(a, "story-123", "h1", "http://x/old", article("http://x/old"), clock())
+    moved = article("http://x/new", text="Updated: more troops massed at the border. " * 8)
+    second = store.ingest(a, "story-123", "h2", "http://x/new", moved, clock())
+    assert (second.outcome, second.article_id) == ("revision", first.article_id)
+    assert store.counts()["articles"] == 1
+
+
+def test_the_original_takes_over_from_a_partner_that_was_stored_first(store, clock):
+    store.sync_feeds([spec("a"), spec("m", outlet="partner")], clock())
+    a, m = claim_one(store, "a", clock), claim_one(store, "m", clock)
+    excerpt = article("http://x/1", text="An excerpt of the story, republished. " * 4)
+    store.ingest(m, "p1", "h", "http://partner/1", excerpt, clock())  # rel=canonical -> x/1
+    result = store.ingest(a, "g1", "h", "http://x/1", article("http://x/1"), clock())
+    assert result.outcome == "revision"
+    (view,) = store.articles()
+    assert view.text.startswith("Russia massed") and view.outlets == ("partner", "rferl")
+
+
+def test_a_nul_character_does_not_make_an_entry_unstorable(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    store.ingest(a, "g1", "h", "http://x/1", article("http://x/1", title="Kyiv\x00 talks"), clock())
+    assert [v.title for v in store.articles()] == ["Kyiv talks"]
+
+
+def test_search_treats_percent_and_underscore_as_characters(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    store.ingest(a, "g1", "h", "http://x/1", article("http://x/1", text="Up 5% on the day. " * 9),
+                 clock())
+    store.ingest(a, "g2", "h", "http://x/2", article("http://x/2", text="Up 55 on the day. " * 9),
+                 clock())
+    assert [v.canonical_url for v in store.articles(search="5%")] == ["http://x/1"]
+
+
+def test_one_off_commands_add_feeds_without_retiring_the_daemons(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    store.sync_feeds([spec("b")], clock(), retire=False)
+    assert {h.name: h.active for h in store.feed_health()} == {"a": True, "b": True}
+
+
+def test_a_worker_does_not_reclaim_a_feed_it_is_still_polling(store, clock):
+    store.sync_feeds([spec("a")], clock())
+    (feed,) = store.claim_due_feeds("w1", clock(), timedelta(seconds=3), 10)
+    clock.advance(seconds=5)  # lease expired while the poll is still running
+    assert store.claim_due_feeds("w1", clock(), timedelta(seconds=3), 10, exclude=[feed.id]) == []
+    assert store.renew_leases([feed.id], "w1", clock() + timedelta(minutes=5)) == 1
+    assert store.claim_due_feeds("w2", clock(), timedelta(seconds=3), 10) == []

@@ -70,7 +70,7 @@ def run_demo(db: Path | None, console: Console) -> int:
 
     # The broken outlet fails on purpose; the feed table below shows it, so no log warnings.
     logging.getLogger("monitor.pipeline").setLevel(logging.ERROR)
-    folder = Path(tempfile.mkdtemp(prefix="monitor-demo-"))
+    folder = db.parent if db else Path(tempfile.mkdtemp(prefix="monitor-demo-"))
     db = db or folder / "monitor.db"
     clock = replay_clock()
     with LoopbackServer() as server:
@@ -93,4 +93,4 @@ def run_demo(db: Path | None, console: Console) -> int:
         console.print(f"[bold]{first.title}[/] ({', '.join(first.outlets)})")
         console.print(first.text[:600] + ("…" if len(first.text) > 600 else ""))
     console.print(f"\nExplore the store: monitor --config {config_dir} articles --search Lavrov")
-    return 0 if stored and cold.errors else 1
+    return 0 if stored else 1

@@ -139,11 +139,13 @@ article_sources = Table(
     Column("outlet_id", Integer, ForeignKey("outlets.id", ondelete="CASCADE"), nullable=False),
     Column("url", Text),
     Column("guid", Text, nullable=False),
+    Column("title", Text),  # the headline this source gave the entry
     Column("entry_hash", String(64), nullable=False),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     UniqueConstraint("feed_id", "guid", name="uq_article_sources_feed_guid"),
     Index("ix_article_sources_article_id", "article_id"),
+    Index("ix_article_sources_url", "url"),
 )
 
 boilerplate_lines = Table(

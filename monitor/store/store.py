@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -135,8 +135,10 @@ class Store:
         return self.engine.dialect.name
 
     # -- feeds and their schedule ---------------------------------------------------------------
-    def sync_feeds(self, specs: Iterable[FeedSpec], now: datetime) -> None:
-        """Make feeds match the config: add new ones (due now), update changed, retire removed."""
+    def sync_feeds(self, specs: Iterable[FeedSpec], now: datetime, retire: bool = True) -> None:
+        """Make feeds match the config: add new ones (due now), update changed, and retire
+        those no longer configured. Only the daemon retires: a one-off command run with
+        another config must not stop feeds a running daemon polls."""
         specs = list(specs)
         with self.engine.begin() as c:
             _serialise_schema_changes(c)
@@ -163,11 +165,17 @@ class Store:
                         )
                     )
                     continue
-                if row.url != spec.url:  # another address: old validators mean nothing there
-                    values |= {"etag": None, "last_modified": None, "next_poll_at": now}
+                if row.url != spec.url:  # another address: a new feed, whose backlog is backlog
+                    values |= {
+                        "etag": None,
+                        "last_modified": None,
+                        "next_poll_at": now,
+                        "first_success_at": None,
+                    }
                 c.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
-            names = [s.name for s in specs]
-            c.execute(update(feeds).where(feeds.c.name.not_in(names)).values(active=False))
+            if retire:
+                names = [s.name for s in specs]
+                c.execute(update(feeds).where(feeds.c.name.not_in(names)).values(active=False))
 
     def _sync_outlets(
         self, c: Connection, specs: Sequence[FeedSpec], now: datetime
@@ -202,6 +210,7 @@ class Store:
         limit: int,
         names: Sequence[str] | None = None,
         ignore_schedule: bool = False,
+        exclude: Sequence[int] = (),
     ) -> list[FeedState]:
         """Lease up to `limit` due feeds to `owner`; a feed leased to someone else is skipped.
 
@@ -215,6 +224,8 @@ class Store:
             due = and_(due, feeds.c.next_poll_at <= now)
         if names:
             due = and_(due, feeds.c.name.in_(list(names)))
+        if exclude:  # feeds this worker is still polling: its own lease must not re-admit them
+            due = and_(due, feeds.c.id.not_in(list(exclude)))
         candidates = (
             select(feeds.c.id)
             .where(due)
@@ -278,8 +289,9 @@ class Store:
         )
         if feed.first_poll:
             values["first_success_at"] = now
-        if problem:
-            values |= {"last_problem": problem, "last_problem_at": now}
+        # The last poll's problems; a clean poll clears them, so `monitor feeds` shows what
+        # is wrong now, not a parse error fixed weeks ago.
+        values |= {"last_problem": problem, "last_problem_at": now if problem else None}
         self._finish(feed, owner, now, next_poll_at, **values)
 
     def record_failure(
@@ -305,13 +317,16 @@ class Store:
 
     def renew_lease(self, feed: FeedState, owner: str, until: datetime) -> bool:
         """Extend our lease while a long feed is still being processed; False if we lost it."""
+        return self.renew_leases([feed.id], owner, until) == 1
+
+    def renew_leases(self, feed_ids: Sequence[int], owner: str, until: datetime) -> int:
+        """Extend every lease this owner still holds among these feeds; how many it holds."""
         with self.engine.begin() as c:
-            result = c.execute(
+            return c.execute(
                 update(feeds)
-                .where(feeds.c.id == feed.id, feeds.c.lease_owner == owner)
+                .where(feeds.c.id.in_(list(feed_ids)), feeds.c.lease_owner == owner)
                 .values(lease_until=until)
-            )
-        return result.rowcount == 1
+            ).rowcount
 
     def release(self, feed: FeedState, owner: str) -> None:
         """Give a lease back untouched (shutdown before the feed was fetched)."""
@@ -413,54 +428,44 @@ class Store:
         new: NewArticle,
         now: datetime,
     ) -> Ingested:
+        new = new.without_nul()
         with self.engine.begin() as c:
-            article_id = _article_at(c, new.canonical_url)
-            if article_id is None and link:
-                article_id = _article_at(c, link)
-            outcome = "duplicate"
-            if article_id is None and len(new.text) >= MIN_CHARS_FOR_HASH_DEDUPE:
-                article_id = c.execute(
-                    select(articles.c.id)
-                    .where(articles.c.content_hash == new.content_hash)
-                    .order_by(articles.c.id)
-                    .limit(1)
-                ).scalar()
+            article_id = _known_article(c, feed, guid, link, new)
             if article_id is None:
-                article_id = c.execute(
-                    insert(articles)
-                    .values(
-                        canonical_url=new.canonical_url,
-                        guid=guid,
-                        title=new.title,
-                        author=new.author,
-                        published_at=new.published_at,
-                        first_seen_at=now,
-                        updated_at=now,
-                        language=new.language,
-                        text=new.text,
-                        text_source=new.text_source,
-                        content_hash=new.content_hash,
-                        revision=1,
-                        backlog=new.backlog,
-                        outlet_id=feed.outlet_id,
-                    )
-                    .returning(articles.c.id)
-                ).scalar_one()
+                article_id = _insert_article(c, feed, guid, new, now)
                 outcome = "new"
             else:
-                outcome = _maybe_revise(c, article_id, feed.outlet_id, new, now) or outcome
+                outcome = (
+                    _maybe_revise(c, article_id, feed.outlet_id, link, new, now) or "duplicate"
+                )
             new_page = not c.execute(
                 select(article_sources.c.id)
                 .where(
-                    article_sources.c.article_id == article_id,
                     article_sources.c.outlet_id == feed.outlet_id,
+                    article_sources.c.url == link
+                    if link
+                    else article_sources.c.article_id == article_id,
                 )
                 .limit(1)
             ).first()
-            known = _upsert_source(c, feed, guid, entry_hash, link, article_id, now)
+            title = new.entry_title or new.title
+            known = _upsert_source(c, feed, guid, entry_hash, link, title, article_id, now)
             if known and outcome == "duplicate":
                 outcome = "unchanged"  # the feed edited the entry, the article text is the same
             return Ingested(outcome, article_id, new_page)
+
+    def touch_sources(self, feed_id: int, guids: Sequence[str], now: datetime) -> None:
+        """These entries are still in the feed: retention keeps their articles."""
+        if not guids:
+            return
+        with self.engine.begin() as c:
+            c.execute(
+                update(article_sources)
+                .where(
+                    article_sources.c.feed_id == feed_id, article_sources.c.guid.in_(list(guids))
+                )
+                .values(last_seen_at=now)
+            )
 
     def articles(
         self,
@@ -472,12 +477,12 @@ class Store:
     ) -> list[ArticleView]:
         """Newest first; `search` matches title or text (case-insensitive substring)."""
         query = select(articles).order_by(articles.c.first_seen_at.desc(), articles.c.id.desc())
-        if search:
-            pattern = f"%{search.lower()}%"
+        if search:  # autoescape: a % or _ in the search is a character, not a wildcard
+            needle = search.lower()
             query = query.where(
                 or_(
-                    func.lower(articles.c.title).like(pattern),
-                    func.lower(articles.c.text).like(pattern),
+                    func.lower(articles.c.title).contains(needle, autoescape=True),
+                    func.lower(articles.c.text).contains(needle, autoescape=True),
                 )
             )
         if since is not None:
@@ -527,12 +532,23 @@ class Store:
             }
 
     def purge(self, older_than: datetime) -> int:
-        """Delete articles first seen before `older_than` (retention), with their sources."""
+        """Delete articles first seen before `older_than` that no feed has listed since (a feed
+        still carrying one would bring it back as news), with their sources and revisions."""
         with self.engine.begin() as c:
-            old = select(articles.c.id).where(articles.c.first_seen_at < older_than)
-            c.execute(delete(article_sources).where(article_sources.c.article_id.in_(old)))
-            c.execute(delete(article_revisions).where(article_revisions.c.article_id.in_(old)))
-            return c.execute(delete(articles).where(articles.c.first_seen_at < older_than)).rowcount
+            still_listed = select(article_sources.c.article_id).where(
+                article_sources.c.last_seen_at >= older_than
+            )
+            old = select(articles.c.id).where(
+                articles.c.first_seen_at < older_than, articles.c.id.not_in(still_listed)
+            )
+            ids = list(c.execute(old).scalars())
+            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+                c.execute(delete(article_sources).where(article_sources.c.article_id.in_(chunk)))
+                c.execute(
+                    delete(article_revisions).where(article_revisions.c.article_id.in_(chunk))
+                )
+                c.execute(delete(articles).where(articles.c.id.in_(chunk)))
+            return len(ids)
 
     # -- per-outlet boilerplate ---------------------------------------------------------------
     def learned_boilerplate(self, outlet_id: int, min_pages: int) -> frozenset[str]:
@@ -619,6 +635,90 @@ class NewArticle:
     text_source: str
     content_hash: str
     backlog: bool
+    entry_title: str = ""  # the feed's title for the entry (the page's may be a consent wall's)
+
+    def without_nul(self) -> NewArticle:
+        """PostgreSQL refuses NUL in text; a stray one must not make an entry unstorable."""
+        return replace(
+            self,
+            title=self.title.replace("\x00", ""),
+            text=self.text.replace("\x00", ""),
+            author=self.author.replace("\x00", "") if self.author else None,
+            canonical_url=self.canonical_url.replace("\x00", ""),
+        )
+
+
+def _known_article(
+    c: Connection, feed: FeedState, guid: str, link: str | None, new: NewArticle
+) -> int | None:
+    """The stored article this entry is another copy of: by canonical URL, by the feed's own
+    GUID (a story whose link changed), else by identical text."""
+    found = _article_at(c, new.canonical_url)
+    if found is None and link:
+        found = _article_at(c, link)
+    if found is None:
+        found = c.execute(
+            select(article_sources.c.article_id).where(
+                article_sources.c.feed_id == feed.id, article_sources.c.guid == guid
+            )
+        ).scalar()
+    if found is None and len(new.text) >= MIN_CHARS_FOR_HASH_DEDUPE:
+        found = _same_text(c, feed, new)
+    return found
+
+
+def _same_text(c: Connection, feed: FeedState, new: NewArticle) -> int | None:
+    """An article with identical text. Within one outlet, identical text under another headline
+    is not the same story but a wall every page shows (consent, paywall, error page)."""
+    found = c.execute(
+        select(articles.c.id, articles.c.outlet_id)
+        .where(articles.c.content_hash == new.content_hash)
+        .order_by(articles.c.id)
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    if found.outlet_id != feed.outlet_id or not new.entry_title:
+        return int(found.id)
+    headlines = c.execute(
+        select(article_sources.c.title).where(
+            article_sources.c.article_id == found.id,
+            article_sources.c.outlet_id == feed.outlet_id,
+        )
+    ).scalars()
+    same = any(_fold(h or "") == _fold(new.entry_title) for h in headlines)
+    return int(found.id) if same else None
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _insert_article(
+    c: Connection, feed: FeedState, guid: str, new: NewArticle, now: datetime
+) -> int:
+    return int(
+        c.execute(
+            insert(articles)
+            .values(
+                canonical_url=new.canonical_url,
+                guid=guid,
+                title=new.title,
+                author=new.author,
+                published_at=new.published_at,
+                first_seen_at=now,
+                updated_at=now,
+                language=new.language,
+                text=new.text,
+                text_source=new.text_source,
+                content_hash=new.content_hash,
+                revision=1,
+                backlog=new.backlog,
+                outlet_id=feed.outlet_id,
+            )
+            .returning(articles.c.id)
+        ).scalar_one()
+    )
 
 
 def _engine(url: str) -> Engine:
@@ -685,14 +785,22 @@ def _article_at(c: Connection, url: str) -> int | None:
 
 
 def _maybe_revise(
-    c: Connection, article_id: int, outlet_id: int, new: NewArticle, now: datetime
+    c: Connection,
+    article_id: int,
+    outlet_id: int,
+    link: str | None,
+    new: NewArticle,
+    now: datetime,
 ) -> str | None:
-    """A changed text from the article's own outlet is a new revision; the old one is kept.
+    """A changed text from the article's own page is a new revision; the old one is kept.
 
-    Another outlet's differing copy at the same canonical URL (a syndication partner pointing
-    rel=canonical at the original) is just another source: it must not overwrite the original."""
+    The page is the article's own when its outlet first stored it, or when it sits at the
+    article's canonical URL (the original arriving after a syndication partner whose copy
+    pointed rel=canonical at it: the original then takes the article over). Any other differing
+    copy is just another source and must not overwrite the text."""
     cur = c.execute(select(articles).where(articles.c.id == article_id)).one()
-    if cur.content_hash == new.content_hash or cur.outlet_id != outlet_id:
+    owner = cur.outlet_id == outlet_id or (link is not None and link == cur.canonical_url)
+    if cur.content_hash == new.content_hash or not owner:
         return None
     if len(new.text) < len(cur.text) // 2 and new.text_source == "feed":
         return None  # the page failed this time and the feed summary is shorter: not an edit
@@ -717,6 +825,7 @@ def _maybe_revise(
             revision=cur.revision + 1,
             text_source=new.text_source,
             author=new.author or cur.author,
+            outlet_id=outlet_id,
         )
     )
     return "revision"
@@ -728,6 +837,7 @@ def _upsert_source(
     guid: str,
     entry_hash: str,
     link: str | None,
+    title: str,
     article_id: int,
     now: datetime,
 ) -> bool:
@@ -741,7 +851,13 @@ def _upsert_source(
         c.execute(
             update(article_sources)
             .where(article_sources.c.id == existing)
-            .values(entry_hash=entry_hash, last_seen_at=now, url=link, article_id=article_id)
+            .values(
+                entry_hash=entry_hash,
+                last_seen_at=now,
+                url=link,
+                title=title,
+                article_id=article_id,
+            )
         )
         return True
     c.execute(
@@ -751,6 +867,7 @@ def _upsert_source(
             outlet_id=feed.outlet_id,
             url=link,
             guid=guid,
+            title=title,
             entry_hash=entry_hash,
             first_seen_at=now,
             last_seen_at=now,
