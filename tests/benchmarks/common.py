@@ -3,7 +3,8 @@
 The farm runs in its own process so that serving 1,000 feeds never competes with the code under
 test for the same interpreter lock (it still competes for the machine's cores; see the notes in
 docs/benchmarks.md). Each host is a `LoopbackServer` bound to its own loopback address
-(127.0.0.2, 127.0.0.3, ...), so per-host concurrency limits apply as they would to real outlets.
+(127.0.0.1, 127.0.0.2, ... 127.0.0.50), so per-host concurrency limits apply as they would to
+real outlets.
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ def _farm_main(conn: Any, hosts: list[str], latency: float, site: Site) -> None:
         command = conn.recv()
         if command == "stats":
             conn.send([s.stats() for s in servers])
+        elif command == "strip-validators":  # the server stops honouring conditional GETs
+            for s in servers:
+                for route in s.routes.values():
+                    if isinstance(route, Route):
+                        route.etag = route.last_modified = None
+            conn.send(True)
         elif command == "reset":
             for s in servers:
                 s.reset()
@@ -157,9 +164,9 @@ class ServerFarm:
     """`with ServerFarm(50, latency=0.1, site=...) as farm: farm.bases` (one URL per host)."""
 
     def __init__(self, hosts: int, latency: float, site: Site) -> None:
-        if not 1 <= hosts <= 49:
-            raise ValueError("use 1..49 hosts (127.0.0.2 .. 127.0.0.50)")
-        self.hosts = [f"127.0.0.{i + 2}" for i in range(hosts)]
+        if not 1 <= hosts <= 50:
+            raise ValueError("use 1..50 hosts (127.0.0.1 .. 127.0.0.50)")
+        self.hosts = [f"127.0.0.{i + 1}" for i in range(hosts)]
         self.latency = latency
         self.site = site
         self.bases: list[str] = []
@@ -205,6 +212,11 @@ class ServerFarm:
 
     def reset(self) -> None:
         self._conn.send("reset")
+        self._conn.recv()
+
+    def strip_validators(self) -> None:
+        """Every route stops sending ETag/Last-Modified, so conditional GETs get a 200."""
+        self._conn.send("strip-validators")
         self._conn.recv()
 
 
@@ -288,9 +300,13 @@ def fmt(value: float | int | str) -> str:
     return value
 
 
-def cli(name: str, description: str) -> argparse.Namespace:
+def cli(name: str, description: str, variants: str | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"python -m tests.benchmarks.{name}",
-                                     description=description)
+                                     description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    if variants is not None:
+        parser.add_argument("--variants", default=variants,
+                            help=f"comma-separated variants (default: {variants})")
     parser.add_argument("--json", type=Path, help="also write the result to this JSON file")
     parser.add_argument("--quick", action="store_true", help="a smaller run, for trying it out")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the hot part")
@@ -367,6 +383,16 @@ def children(pid: int) -> list[int]:
     except OSError:
         pass
     return sorted(set(found))
+
+
+def descendants(pid: int) -> list[int]:
+    """Children, grandchildren, ... of a process (a forkserver's workers are grandchildren)."""
+    found, todo = [], children(pid)
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children(p)
+    return sorted(found)
 
 
 def cmdline(pid: int) -> str:

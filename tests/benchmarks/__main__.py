@@ -1,0 +1,137 @@
+"""Run every benchmark (each in its own process) and rewrite docs/benchmarks.md.
+
+    .venv/bin/python -m tests.benchmarks                 # all of them
+    .venv/bin/python -m tests.benchmarks extraction      # a subset (the doc then lists only it)
+    .venv/bin/python -m tests.benchmarks --quick         # smaller runs, for trying it out
+
+Each benchmark is also a script of its own: python -m tests.benchmarks.<name>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.benchmarks.common import fmt, machine
+
+BENCHMARKS = ("poll_cycle", "extraction", "daemon_memory")
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "benchmarks.md"
+
+METHOD = {
+    "poll_cycle": (
+        "The real `poll_cycle` (the pipeline `monitor poll --once` runs) with the daemon's "
+        "`fetch_limits` and its 2-process extractor pool, against a server farm in a separate "
+        "process: one `LoopbackServer` per loopback address, each adding 100 ms before every "
+        "response. Wall time is `poll_cycle` alone (claiming included); bytes are counted by the "
+        "servers as written to the socket."
+    ),
+    "extraction": (
+        "Pages from `monitor.demo.site`, passed as bytes as the fetcher returns them. All four "
+        "variants run in the same process tree, in interleaved rounds, so a background load "
+        "affects them alike; the speed-up is a ratio measured within each round."
+    ),
+    "daemon_memory": (
+        "A real `monitor run` subprocess with its default pool. The benchmark samples "
+        "/proc/PID/status (VmRSS, VmHWM) and /proc/PID/smaps_rollup (Pss) of the daemon and "
+        "all its descendants every 0.5 s, and counts the articles in the SQLite file read-only. "
+        "It sends SIGTERM once all articles are stored."
+    ),
+}
+
+
+def run(name: str, quick: bool) -> dict | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{name}.json"
+        cmd = [sys.executable, "-m", f"tests.benchmarks.{name}", "--json", str(out)]
+        if quick:
+            cmd.append("--quick")
+        print(f"== {' '.join(cmd[1:4])}", flush=True)
+        proc = subprocess.run(cmd, cwd=ROOT, timeout=900)
+        if proc.returncode != 0 or not out.exists():
+            print(f"!! {name} failed (exit {proc.returncode})", flush=True)
+            return None
+        return json.loads(out.read_text())
+
+
+def _git() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "monitor"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{rev}{' with uncommitted changes under monitor/' if dirty else ''}"
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def render(results: list[dict], command: str, started_load: str, seconds: float) -> str:
+    m = machine()
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `python -m tests.benchmarks` (do not edit by hand; re-run it instead).",
+        "",
+        f"- **Date:** {m['date']}",
+        f"- **Command:** `{command}` ({seconds / 60:.1f} min)",
+        f"- **Machine:** {m['nproc']} CPUs ({m['cpu']}), {m['memory']}, {m['platform']}",
+        f"- **Python:** {m['python']}",
+        f"- **Code:** {_git()}",
+        f"- **Load average when it started:** {started_load} (a busy machine slows every "
+        "figure; the ratios, measured within one run, are the reliable part)",
+        "",
+        "## Figures against targets",
+        "",
+        "| benchmark | figure | value | target | met |",
+        "|---|---|---:|---|:---:|",
+    ]
+    for r in results:
+        for row in r["rows"]:
+            value = f"{fmt(row['value'])} {row['unit']}".strip()
+            met = "" if row["met"] is None else ("yes" if row["met"] else "**NO**")
+            lines.append(f"| {r['title']} | {row['figure']} | {value} | {row['target'] or ''} "
+                         f"| {met} |")
+    lines += ["", "## Method", ""]
+    for r in results:
+        lines += [f"### {r['title']}", "", f"`{r['command']}` ({r['seconds']:.0f} s)", "",
+                  METHOD.get(r["name"], "")]
+        lines += [""] + [f"- {note}" for note in r["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"a subset of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    names = args.names or list(BENCHMARKS)
+    load = _load()
+    started = time.monotonic()
+    results = [r for r in (run(n, args.quick) for n in names) if r is not None]
+    command = " ".join([".venv/bin/python -m tests.benchmarks", *args.names,
+                        *(["--quick"] if args.quick else [])])
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(render(results, command, load, time.monotonic() - started))
+    print(f"wrote {DOC.relative_to(ROOT)}")
+    if len(results) < len(names):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
