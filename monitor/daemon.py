@@ -117,8 +117,12 @@ class Daemon:
         free = rt.settings.polling.batch - len(self._tasks)
         if free <= 0:
             return
-        claimed = rt.store.claim_due_feeds(
-            rt.owner, self.clock(), rt.settings.polling.lease, free, exclude=list(self._tasks)
+        claimed = await rt.on_db(
+            functools.partial(rt.store.claim_due_feeds, exclude=list(self._tasks)),
+            rt.owner,
+            self.clock(),
+            rt.settings.polling.lease,
+            free,
         )
         for feed in claimed:
             task = asyncio.create_task(self._poll(rt, feed), name=f"poll {feed.name}")
@@ -134,7 +138,7 @@ class Daemon:
         if self._rt is None or not self._tasks:
             return
         until = self.clock() + self._rt.settings.polling.lease
-        self._rt.store.renew_leases(list(self._tasks), self._rt.owner, until)
+        await self._rt.on_db(self._rt.store.renew_leases, list(self._tasks), self._rt.owner, until)
 
     async def _poll(self, rt: Runtime, feed: FeedState) -> None:
         outcome = await poll_feed(rt, feed)  # records every failure on the feed itself
@@ -162,7 +166,7 @@ class Daemon:
 
     async def _housekeeping(self) -> None:
         if self._rt is not None:
-            deleted = housekeeping(self._rt)
+            deleted = await self._rt.on_db(housekeeping, self._rt)
             if deleted:
                 log.info("retention: deleted %d old articles", deleted)
 

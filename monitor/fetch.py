@@ -163,7 +163,7 @@ class Fetcher:
         async with self._host_slot(url), self._slots:
             try:
                 async with asyncio.timeout(self.limits.total_timeout):
-                    return await self._exchange(self._client, url, headers, conditional)
+                    return await self._exchange_once_more(self._client, url, headers, conditional)
             except TimeoutError:
                 reason = f"timed out after {self.limits.total_timeout} s (whole exchange)"
                 raise FetchError(url, reason) from None
@@ -171,6 +171,23 @@ class Fetcher:
                 raise FetchError(url, exc.reason) from None
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 raise _transport_error(url, exc, self.limits) from exc
+
+    async def _exchange_once_more(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        headers: httpx.Headers,
+        conditional: Conditional | None,
+    ) -> FetchResult:
+        """The exchange, tried a second time when a kept-alive connection was closed under it.
+
+        A server may close an idle connection just as it is reused (and httpcore can hand out
+        one it is about to expire, encode/httpcore#1110); a GET is idempotent (RFC 9110 9.2.2),
+        so one retry on a fresh connection is safe and saves the feed a backoff."""
+        try:
+            return await self._exchange(client, url, headers, conditional)
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+            return await self._exchange(client, url, headers, conditional)
 
     def _host_slot(self, url: str) -> asyncio.Semaphore:
         """The semaphore bounding concurrent fetches to the URL's host:port."""

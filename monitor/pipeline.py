@@ -11,10 +11,11 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, TypeVar
 
 from monitor import boilerplate
 from monitor.canonical import canonical_url
@@ -27,6 +28,8 @@ from monitor.schedule import backoff_delay, next_poll_after_success
 from monitor.store import FeedState, NewArticle, Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PAGE_BATCH = 16  # pages of one feed fetched at once; bounds memory on a feed with a huge backlog
 
@@ -47,6 +50,19 @@ class Runtime:
     extractor: Executor | None = None  # a process pool; None extracts inline
     owner: str = field(default_factory=default_owner)
     rng: random.Random = field(default_factory=random.Random)
+    # Database work runs on its own thread: a PostgreSQL round trip or a SQLite lock wait on
+    # the event loop would stall every fetch in flight until its timeout fired.
+    db: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "monitor-db"))
+
+    async def on_db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store call (or a function made of store calls) on the database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
+
+    async def on_cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a CPU-bound pure stage in the extractor pool, or inline without one."""
+        if self.extractor is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.extractor, fn, *args)
 
 
 @dataclass(frozen=True)
@@ -118,8 +134,14 @@ async def poll_cycle(
 
     At most `limit` feeds (default polling.batch); a feed leased by another worker is skipped."""
     polling = rt.settings.polling
-    feeds = rt.store.claim_due_feeds(
-        rt.owner, rt.clock(), polling.lease, limit or polling.batch, names, ignore_schedule
+    feeds = await rt.on_db(
+        rt.store.claim_due_feeds,
+        rt.owner,
+        rt.clock(),
+        polling.lease,
+        limit or polling.batch,
+        names,
+        ignore_schedule,
     )
     outcomes = await asyncio.gather(*(poll_feed(rt, feed) for feed in feeds))
     return CycleSummary(tuple(outcomes))
@@ -134,29 +156,31 @@ async def poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
         raise
     except Exception as err:  # a bug or a database hiccup: back off like any failure, visibly
         log.exception("feed %s: unexpected error", feed.name)
-        return _failed(
-            rt, feed, f"{feed.url}: internal error: {type(err).__name__}: {err}", None, None
-        )
+        error = f"{feed.url}: internal error: {type(err).__name__}: {err}"
+        return await rt.on_db(_failed, rt, feed, error, None, None)
 
 
 async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     try:
         fetched = await rt.fetcher.fetch(feed.url, Conditional(feed.etag, feed.last_modified))
     except FetchError as err:
-        return _failed(rt, feed, str(err), err.status, err.retry_after)
+        return await rt.on_db(_failed, rt, feed, str(err), err.status, err.retry_after)
     if fetched.not_modified:  # 304: nothing to parse (the point of a conditional GET)
-        rt.store.record_not_modified(feed, rt.owner, rt.clock(), _next_poll(rt, feed))
+        next_poll = _next_poll(rt, feed)
+        await rt.on_db(rt.store.record_not_modified, feed, rt.owner, rt.clock(), next_poll)
         return FeedOutcome(feed.name, "not-modified")
-    parsed = parse(fetched.body, fetched.final_url, fetched.content_type)
+    parsed = await rt.on_cpu(parse, fetched.body, fetched.final_url, fetched.content_type)
     if not parsed.is_feed:
-        return _failed(rt, feed, f"{feed.url}: {parsed.problem}", fetched.status, None)
+        error = f"{feed.url}: {parsed.problem}"
+        return await rt.on_db(_failed, rt, feed, error, fetched.status, None)
     counts, problems, complete = await _store_entries(rt, feed, parsed)
     if parsed.problem:
         problems.insert(0, f"{feed.url}: {parsed.problem}")
     # An entry that could not be stored must be seen again: drop the validators so the next
     # poll cannot be a 304 that hides it.
     etag, last_modified = (fetched.etag, fetched.last_modified) if complete else (None, None)
-    rt.store.record_success(
+    await rt.on_db(
+        rt.store.record_success,
         feed,
         rt.owner,
         rt.clock(),
@@ -204,15 +228,14 @@ async def _store_entries(
     """Store the feed's new or edited entries; returns counts, problems, and whether all stored."""
     counts = {"new": 0, "duplicates": 0, "revisions": 0, "backlog": 0, "unchanged": 0}
     problems: list[str] = []
-    todo = _new_or_edited(rt, feed, parsed.entries)
+    todo = await rt.on_db(_new_or_edited, rt, feed, parsed.entries)
     min_pages = rt.settings.extract.boilerplate_min_pages
-    learned = rt.store.learned_boilerplate(feed.outlet_id, min_pages)
+    learned = await rt.on_db(rt.store.learned_boilerplate, feed.outlet_id, min_pages)
     complete = True
     for start in range(0, len(todo), PAGE_BATCH):
         batch = todo[start : start + PAGE_BATCH]
-        if start and not rt.store.renew_lease(
-            feed, rt.owner, rt.clock() + rt.settings.polling.lease
-        ):
+        until = rt.clock() + rt.settings.polling.lease
+        if start and not await rt.on_db(rt.store.renew_lease, feed, rt.owner, until):
             # Another worker holds the feed now: it will store the rest; stop before doubling up.
             problems.append(f"lease lost after {start} entries; the rest is left to its holder")
             return counts, problems, False
@@ -222,7 +245,9 @@ async def _store_entries(
                 problems.append(page.problem)
             try:
                 extracted = await _extract(rt, page, entry, learned)
-                outcome, learned = _store_one(rt, feed, entry, page, extracted, learned)
+                outcome, learned = await rt.on_db(
+                    _store_one, rt, feed, entry, page, extracted, learned
+                )
             except Exception as err:  # one bad entry must not cost the feed its other entries
                 log.exception("feed %s: entry %s could not be stored", feed.name, entry.guid)
                 problems.append(f"entry {entry.link or entry.guid}: {type(err).__name__}: {err}")
@@ -274,13 +299,7 @@ async def _fetch_page(rt: Runtime, entry: FeedEntry) -> Page:
 
 async def _extract(rt: Runtime, page: Page, entry: FeedEntry, learned: frozenset[str]) -> Extracted:
     url = page.url or entry.link or ""
-    min_chars = rt.settings.extract.min_chars
-    if rt.extractor is None:
-        return extract(page.html, url, entry, learned, min_chars)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        rt.extractor, extract, page.html, url, entry, learned, min_chars
-    )
+    return await rt.on_cpu(extract, page.html, url, entry, learned, rt.settings.extract.min_chars)
 
 
 def _store_one(

@@ -403,3 +403,18 @@ def test_parse_retry_after_reads_seconds_and_http_dates(
     value: str | None, expected: float | None
 ) -> None:
     assert parse_retry_after(value, NOW) == expected
+
+
+def test_a_connection_closed_under_one_request_is_retried_once(server: LoopbackServer) -> None:
+    calls = []
+
+    def flaky(path: str, headers: dict[str, str]) -> Route:
+        calls.append(path)
+        if len(calls) == 1:  # the first answer never comes: the socket is closed
+            return Route(drop_connection=True)
+        return Route(body=b"<rss/>", content_type="application/rss+xml")
+
+    server.routes["/flaky"] = flaky
+    result = fetch(server.url("/flaky"))
+    assert result.status == 200 and result.body == b"<rss/>"
+    assert len(calls) == 2

@@ -724,7 +724,11 @@ def _insert_article(
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    # The pipeline runs store calls on a thread of their own while commands run them on the
+    # main thread; each connection is used by one thread at a time (the pool hands it out).
+    sqlite = url.startswith("sqlite")
+    connect_args = {"check_same_thread": False} if sqlite else {}
+    engine = create_engine(url, pool_pre_ping=not sqlite, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
