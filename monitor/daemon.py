@@ -43,7 +43,10 @@ def _limits(settings: Settings) -> FetchLimits:
 
 
 def extractor_pool(config: Config) -> ProcessPoolExecutor | None:
-    """Extraction is CPU-bound (lxml); a process pool uses every core the service is given."""
+    """Extraction is CPU-bound (lxml); a process pool uses every core the service is given.
+
+    Workers fork on first use, after this process has imported trafilatura, so they share those
+    pages with it (forking them earlier measured worse: 199 MB PSS instead of 174 MB)."""
     workers = config.settings.extract.workers
     return ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
 

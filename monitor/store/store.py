@@ -8,8 +8,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     Connection,
     Engine,
@@ -120,6 +118,11 @@ class Store:
         return store
 
     def migrate(self, revision: str = "head") -> None:
+        # Imported here: Alembic is needed once at start, and costs ~12 MB in every process
+        # (the extractor workers included) if imported at module level.
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", "monitor.store:migrations")
         with self.engine.begin() as conn:
