@@ -29,16 +29,23 @@ def _default_config_dir() -> Path:
 
 
 @click.group()
-@click.option("--config", "-c", "config_dir", type=click.Path(path_type=Path),
-              default=_default_config_dir, show_default="$MONITOR_CONFIG, ./config, /etc/monitor",
-              help="Directory holding monitor.yaml and feeds.yaml.")
+@click.option(
+    "--config",
+    "-c",
+    "config_dir",
+    type=click.Path(path_type=Path),
+    default=_default_config_dir,
+    show_default="$MONITOR_CONFIG, ./config, /etc/monitor",
+    help="Directory holding monitor.yaml and feeds.yaml.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.pass_context
 def main(ctx: click.Context, config_dir: Path, verbose: int) -> None:
     """Poll news outlets' feeds into a clean, de-duplicated store."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # one line per scheduler tick and per HTTP request would bury what matters in the journal
     for chatty in ("apscheduler", "httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
@@ -131,8 +138,14 @@ def poll(ctx: click.Context, once: bool, feeds: tuple[str, ...], due_only: bool)
 @click.option("--limit", "-n", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, with text.")
 @click.pass_context
-def articles(ctx: click.Context, search: str | None, outlet: str | None, since: str | None,
-             limit: int, as_json: bool) -> None:
+def articles(
+    ctx: click.Context,
+    search: str | None,
+    outlet: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List and search stored articles, newest first."""
     config = _load(ctx)
     since_at = None
@@ -156,24 +169,45 @@ def articles(ctx: click.Context, search: str | None, outlet: str | None, since: 
 
 
 def articles_table(found: list[ArticleView]) -> Table:
-    table = Table("id", "published", "outlets", "title", "words", "flags",
-                  title=f"{len(found)} articles")
+    table = Table(
+        "id", "published", "outlets", "title", "words", "flags", title=f"{len(found)} articles"
+    )
     table.columns[3].ratio = 1  # the title takes the room the terminal has
     for a in found:
-        flags = ",".join(f for f, on in (("backlog", a.backlog), (f"rev{a.revision}",
-                         a.revision > 1), ("feed-text", a.text_source == "feed")) if on)
-        table.add_row(str(a.id), _when(a.published_at or a.first_seen_at), ", ".join(a.outlets),
-                      a.title, str(len(a.text.split())), flags)
+        flags = ",".join(
+            f
+            for f, on in (
+                ("backlog", a.backlog),
+                (f"rev{a.revision}", a.revision > 1),
+                ("feed-text", a.text_source == "feed"),
+            )
+            if on
+        )
+        table.add_row(
+            str(a.id),
+            _when(a.published_at or a.first_seen_at),
+            ", ".join(a.outlets),
+            a.title,
+            str(len(a.text.split())),
+            flags,
+        )
     return table
 
 
 def _article_json(a: ArticleView) -> dict[str, object]:
     return {
-        "id": a.id, "title": a.title, "url": a.canonical_url, "author": a.author,
+        "id": a.id,
+        "title": a.title,
+        "url": a.canonical_url,
+        "author": a.author,
         "published": a.published_at.isoformat() if a.published_at else None,
-        "first_seen": a.first_seen_at.isoformat(), "language": a.language,
-        "outlets": list(a.outlets), "revision": a.revision, "backlog": a.backlog,
-        "text_source": a.text_source, "text": a.text,
+        "first_seen": a.first_seen_at.isoformat(),
+        "language": a.language,
+        "outlets": list(a.outlets),
+        "revision": a.revision,
+        "backlog": a.backlog,
+        "text_source": a.text_source,
+        "text": a.text,
     }
 
 
@@ -191,32 +225,62 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
         store.close()
     if as_json:
         for h in health:
-            click.echo(json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v)
-                                   for k, v in h.__dict__.items()}))
+            click.echo(
+                json.dumps(
+                    {
+                        k: (v.isoformat() if isinstance(v, datetime) else v)
+                        for k, v in h.__dict__.items()
+                    }
+                )
+            )
         return
     Console().print(feeds_table(health, utcnow()))
 
 
 def feeds_table(health: list[FeedHealth], now: datetime) -> Table:
-    table = Table("feed", "state", "last success", "fails", "next poll", "articles",
-                  "last error / problem", title=f"{len(health)} feeds")
+    table = Table(
+        "feed",
+        "state",
+        "last success",
+        "fails",
+        "next poll",
+        "articles",
+        "last error / problem",
+        title=f"{len(health)} feeds",
+    )
     table.columns[0].no_wrap = True
     table.columns[6].ratio = 1
     for h in health:
-        state = ("retired" if not h.active else "new" if h.last_polled_at is None
-                 else "failing" if h.consecutive_failures else "ok")
+        state = (
+            "retired"
+            if not h.active
+            else "new"
+            if h.last_polled_at is None
+            else "failing"
+            if h.consecutive_failures
+            else "ok"
+        )
         style = {"failing": "red", "ok": "green"}.get(state, "")
         note = (h.last_error if h.consecutive_failures else h.last_problem) or ""
-        table.add_row(h.name, f"[{style}]{state}[/]" if style else state,
-                      _ago(h.last_success_at, now), str(h.consecutive_failures),
-                      _ago(h.next_poll_at, now), str(h.articles),
-                      note.removeprefix(f"{h.url}: "))  # the row already names the feed
+        table.add_row(
+            h.name,
+            f"[{style}]{state}[/]" if style else state,
+            _ago(h.last_success_at, now),
+            str(h.consecutive_failures),
+            _ago(h.next_poll_at, now),
+            str(h.articles),
+            note.removeprefix(f"{h.url}: "),
+        )  # the row already names the feed
     return table
 
 
 @main.command()
-@click.option("--db", type=click.Path(path_type=Path), default=None,
-              help="SQLite file to fill (default: a new temporary folder).")
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="SQLite file to fill (default: a new temporary folder).",
+)
 def demo(db: Path | None) -> None:
     """Serve the bundled sample outlets on loopback and run the pipeline against them."""
     from monitor.demo.run import run_demo
@@ -234,6 +298,13 @@ def _ago(at: datetime | None, now: datetime) -> str:
     delta = now - at
     future = delta < timedelta(0)
     seconds = int(abs(delta.total_seconds()))
-    text = (f"{seconds}s" if seconds < 120 else f"{seconds // 60}m" if seconds < 7200
-            else f"{seconds // 3600}h" if seconds < 172800 else f"{seconds // 86400}d")
+    text = (
+        f"{seconds}s"
+        if seconds < 120
+        else f"{seconds // 60}m"
+        if seconds < 7200
+        else f"{seconds // 3600}h"
+        if seconds < 172800
+        else f"{seconds // 86400}d"
+    )
     return f"in {text}" if future else f"{text} ago"

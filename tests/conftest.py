@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from monitor.store import Store
-
-# The PostgreSQL server CI and developers have; each test gets its own database on it.
-PG_ADMIN_URL = os.environ.get(
-    "MONITOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from tests.support import pg_database
 
 
 class FixedClock:
@@ -40,16 +34,8 @@ def clock() -> FixedClock:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A new, empty PostgreSQL database, dropped afterwards."""
-    name = f"monitor_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -14,8 +14,9 @@ from monitor.demo.server import LoopbackServer, Route
 from monitor.pipeline import poll_cycle
 from tests.support import Item, corpus_paragraphs, feed_spec, page, rss, runtime, settings
 
-CFG = settings(polling={"read_timeout": "1s", "total_timeout": "2s", "max_bytes": "200KB",
-                        "max_redirects": 3})
+CFG = settings(
+    polling={"read_timeout": "1s", "total_timeout": "2s", "max_bytes": "200KB", "max_redirects": 3}
+)
 
 
 @dataclass
@@ -29,38 +30,54 @@ class Case:
 
 
 def _item_xml(i: int) -> str:
-    return (f"<item><title>Recovered {i}</title><link>/bad/r{i}.html</link>"
-            f"<guid>r{i}</guid><description>{'Recovered entry text. ' * 3}</description></item>")
+    return (
+        f"<item><title>Recovered {i}</title><link>/bad/r{i}.html</link>"
+        f"<guid>r{i}</guid><description>{'Recovered entry text. ' * 3}</description></item>"
+    )
 
 
-MALFORMED = ('<?xml version="1.0"?><rss version="2.0"><channel><title>Bad</title>'
-             + _item_xml(1) + _item_xml(2)
-             + "<item><title>Broken & unescaped <b>tag</title></channel>").encode()
-WRONG_ENCODING = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-                  "<title>Bad</title><item><title>Zelenskiy’s Kyiv — naïve café</title>"
-                  "<link>/bad/enc.html</link><guid>enc</guid></item></channel></rss>"
-                  ).encode("cp1252")
+MALFORMED = (
+    '<?xml version="1.0"?><rss version="2.0"><channel><title>Bad</title>'
+    + _item_xml(1)
+    + _item_xml(2)
+    + "<item><title>Broken & unescaped <b>tag</title></channel>"
+).encode()
+WRONG_ENCODING = (
+    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+    "<title>Bad</title><item><title>Zelenskiy’s Kyiv — naïve café</title>"
+    "<link>/bad/enc.html</link><guid>enc</guid></item></channel></rss>"
+).encode("cp1252")
 BOMB = gzip.compress(b"\0" * 50_000_000)
 
 CASES = [
     Case("404", Route(status=404, body=b"gone"), "HTTP 404"),
     Case("410", Route(status=410, body=b"gone"), "HTTP 410"),
     Case("500", Route(status=500, body=b"boom"), "HTTP 500"),
-    Case("429 with Retry-After", Route(status=429, headers={"Retry-After": "7200"}),
-         "HTTP 429"),
+    Case("429 with Retry-After", Route(status=429, headers={"Retry-After": "7200"}), "HTTP 429"),
     Case("a read that stalls", Route(body=b"<rss/>", stall_after_headers=3.0), "timed out"),
     Case("malformed XML", Route(body=MALFORMED), None, "entries kept: 3", kept_entries=3),
-    Case("a wrong encoding declaration", Route(body=WRONG_ENCODING), None,
-         "CharacterEncodingOverride", kept_entries=1),
-    Case("an oversized body", Route(body=b"<rss>" + b"x" * 400_000 + b"</rss>"),
-         "larger than"),
-    Case("a gzip bomb", Route(raw_gzip_body=BOMB, content_type="application/rss+xml"),
-         "larger than"),
-    Case("a redirect loop", Route(status=302, location="/bad-2.xml"), "redirects",
-         extra_routes={"/bad-2.xml": Route(status=302, location="/bad.xml")}),
-    Case("an HTML page at the feed URL",
-         Route(body=b"<!DOCTYPE html><html><body><h1>Welcome</h1></body></html>"),
-         "not an RSS/Atom feed: an HTML page"),
+    Case(
+        "a wrong encoding declaration",
+        Route(body=WRONG_ENCODING),
+        None,
+        "CharacterEncodingOverride",
+        kept_entries=1,
+    ),
+    Case("an oversized body", Route(body=b"<rss>" + b"x" * 400_000 + b"</rss>"), "larger than"),
+    Case(
+        "a gzip bomb", Route(raw_gzip_body=BOMB, content_type="application/rss+xml"), "larger than"
+    ),
+    Case(
+        "a redirect loop",
+        Route(status=302, location="/bad-2.xml"),
+        "redirects",
+        extra_routes={"/bad-2.xml": Route(status=302, location="/bad.xml")},
+    ),
+    Case(
+        "an HTML page at the feed URL",
+        Route(body=b"<!DOCTYPE html><html><body><h1>Welcome</h1></body></html>"),
+        "not an RSS/Atom feed: an HTML page",
+    ),
 ]
 
 
@@ -79,16 +96,20 @@ def test_a_bad_feed_is_reported_and_loses_nothing(case: Case, store, clock):
 
         def serve(feed: str, i: int, number: str) -> str:
             path = f"/{feed}/{i}.html"
-            server.routes[path] = Route(body=page(f"{feed} story {i}",
-                                                  corpus_paragraphs(number, i)))
+            server.routes[path] = Route(
+                body=page(f"{feed} story {i}", corpus_paragraphs(number, i))
+            )
             return server.url(path)
 
         good_items.append(Item("good-1", "good story 1", serve("good", 1, "001")))
         server.routes["/good.xml"] = Route(body=rss(good_items))
-        server.routes["/bad.xml"] = Route(body=rss([Item("bad-1", "bad story 1",
-                                                         serve("bad", 1, "003"))]))
-        store.sync_feeds([feed_spec("good", server.url("/good.xml")),
-                          feed_spec("bad", server.url("/bad.xml"))], clock())
+        server.routes["/bad.xml"] = Route(
+            body=rss([Item("bad-1", "bad story 1", serve("bad", 1, "003"))])
+        )
+        store.sync_feeds(
+            [feed_spec("good", server.url("/good.xml")), feed_spec("bad", server.url("/bad.xml"))],
+            clock(),
+        )
         assert poll(store, clock).new == 2
 
         server.routes.update(case.extra_routes)
@@ -127,8 +148,9 @@ def test_an_entry_link_that_times_out_falls_back_to_the_feed_text(store, clock):
     text = " ".join(corpus_paragraphs("000", 0, 3))
     with LoopbackServer() as server:
         server.routes["/slow.html"] = Route(body=b"<html></html>", delay=3.0)
-        server.routes["/feed.xml"] = Route(body=rss([Item("s1", "Psaki", server.url("/slow.html"),
-                                                          description=text)]))
+        server.routes["/feed.xml"] = Route(
+            body=rss([Item("s1", "Psaki", server.url("/slow.html"), description=text)])
+        )
         store.sync_feeds([feed_spec("rferl", server.url("/feed.xml"))], clock())
         summary = poll(store, clock)
     assert summary.new == 1 and summary.errors == 0

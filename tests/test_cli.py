@@ -20,7 +20,8 @@ def site():
         server.routes["/a/1.html"] = Route(body=page("Blinken in Kyiv", corpus_paragraphs("001")))
         server.routes["/good.xml"] = Route(
             body=rss([Item("g1", "Blinken in Kyiv", server.url("/a/1.html"), datetime.now(UTC))]),
-            etag='"1"')
+            etag='"1"',
+        )
         server.routes["/down.xml"] = Route(status=503, body=b"maintenance")
         yield server
 
@@ -31,11 +32,13 @@ def config_dir(tmp_path: Path, site: LoopbackServer) -> Path:
     folder.mkdir()
     (folder / "monitor.yaml").write_text(
         f'database: "sqlite:///{tmp_path}/monitor.db"\n'
-        "polling:\n  connect_timeout: 2s\n  read_timeout: 2s\nextract:\n  workers: 1\n")
+        "polling:\n  connect_timeout: 2s\n  read_timeout: 2s\nextract:\n  workers: 1\n"
+    )
     (folder / "feeds.yaml").write_text(
         "outlets:\n"
         f"  rferl:\n    name: RFE/RL\n    feeds:\n      - url: {site.url('/good.xml')}\n"
-        f"  broken:\n    feeds:\n      - url: {site.url('/down.xml')}\n")
+        f"  broken:\n    feeds:\n      - url: {site.url('/down.xml')}\n"
+    )
     return folder
 
 
@@ -60,8 +63,10 @@ def test_check_rejects_a_bad_config_with_file_line_and_key_path(config_dir):
 def test_poll_once_prints_a_summary_and_reports_the_failing_feed(config_dir):
     result = invoke(config_dir, "poll", "--once")
     assert result.exit_code == 0, result.output
-    assert ("feeds polled: 2, not modified: 0, new articles: 1 (backlog 0), duplicates: 0, "
-            "revisions: 0, errors: 1") in result.output
+    assert (
+        "feeds polled: 2, not modified: 0, new articles: 1 (backlog 0), duplicates: 0, "
+        "revisions: 0, errors: 1"
+    ) in result.output
     assert "error   broken: " in result.output and "HTTP 503" in result.output
     again = invoke(config_dir, "poll", "--once", "--feed", "rferl")
     assert "feeds polled: 1, not modified: 1, new articles: 0" in again.output
@@ -107,10 +112,13 @@ def test_feeds_with_another_config_does_not_retire_the_running_daemons_feeds(con
     other.mkdir()
     (other / "monitor.yaml").write_text((config_dir / "monitor.yaml").read_text())
     (other / "feeds.yaml").write_text(
-        "outlets:\n  other:\n    feeds:\n      - url: http://127.0.0.1:9/x.xml\n")
+        "outlets:\n  other:\n    feeds:\n      - url: http://127.0.0.1:9/x.xml\n"
+    )
     invoke(other, "feeds")
-    health = {h["name"]: h for h in map(json.loads,
-                                        invoke(config_dir, "feeds", "--json").output.splitlines())}
+    health = {
+        h["name"]: h
+        for h in map(json.loads, invoke(config_dir, "feeds", "--json").output.splitlines())
+    }
     assert health["rferl"]["active"] and health["broken"]["active"]
 
 

@@ -19,9 +19,18 @@ from tests.support import Item, corpus_paragraphs, page, rss
 def write_config(folder: Path, database: str, feeds: dict[str, str], **polling: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     lines = [f'database: "{database}"', "polling:"]
-    lines += [f"  {k}: {v}" for k, v in {"tick": "1s", "interval": "2s", "jitter": 0.0,
-                                        "connect_timeout": "2s", "read_timeout": "5s",
-                                        "total_timeout": "10s", **polling}.items()]
+    lines += [
+        f"  {k}: {v}"
+        for k, v in {
+            "tick": "1s",
+            "interval": "2s",
+            "jitter": 0.0,
+            "connect_timeout": "2s",
+            "read_timeout": "5s",
+            "total_timeout": "10s",
+            **polling,
+        }.items()
+    ]
     lines += ["extract:", "  workers: 1"]
     (folder / "monitor.yaml").write_text("\n".join(lines) + "\n")
     outlets = ["outlets:"]
@@ -33,8 +42,13 @@ def write_config(folder: Path, database: str, feeds: dict[str, str], **polling: 
 
 def start(config_dir: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "monitor", "-c", str(config_dir), "run"],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "-c", str(config_dir), "run"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def wait_for(condition, timeout: float = 30.0) -> None:
@@ -85,8 +99,9 @@ def test_two_workers_sharing_postgres_never_poll_one_feed_at_once(server, pg_url
 def test_sigterm_lets_in_flight_pages_commit_before_exiting(server, tmp_path):
     db = tmp_path / "monitor.db"
     link = server.url("/slow.html")
-    server.routes["/slow.html"] = Route(body=page("Slow story", corpus_paragraphs("001")),
-                                        delay=2.0)
+    server.routes["/slow.html"] = Route(
+        body=page("Slow story", corpus_paragraphs("001")), delay=2.0
+    )
     server.routes["/feed.xml"] = Route(body=rss([Item("s1", "Slow story", link)]))
     config = write_config(tmp_path / "cfg", f"sqlite:///{db}", {"rferl": server.url("/feed.xml")})
     proc = start(config)
@@ -104,8 +119,9 @@ def test_sigterm_lets_in_flight_pages_commit_before_exiting(server, tmp_path):
 
 def test_sighup_with_a_broken_edit_keeps_running_and_names_the_line(server, tmp_path):
     server.routes["/feed.xml"] = Route(body=rss([]))
-    config = write_config(tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db",
-                          {"rferl": server.url("/feed.xml")})
+    config = write_config(
+        tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db", {"rferl": server.url("/feed.xml")}
+    )
     proc = start(config)
     wait_for(lambda: server.count("/feed.xml") >= 1)
     (config / "feeds.yaml").write_text("outlets:\n  rferl:\n    feeds:\n      - url: nope\n")
@@ -121,10 +137,18 @@ def test_run_refuses_to_start_on_a_bad_config_with_the_check_message(tmp_path):
     config = tmp_path / "cfg"
     config.mkdir()
     (config / "feeds.yaml").write_text("outlets:\n  rferl:\n    feeds:\n      - url: htp://x\n")
-    run = subprocess.run([sys.executable, "-m", "monitor", "-c", str(config), "run"],
-                         capture_output=True, text=True, timeout=60)
-    check = subprocess.run([sys.executable, "-m", "monitor", "-c", str(config), "check"],
-                           capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "monitor", "-c", str(config), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    check = subprocess.run(
+        [sys.executable, "-m", "monitor", "-c", str(config), "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == check.returncode == 1
     assert "feeds.yaml:4:" in run.stderr and "outlets.rferl.feeds[0].url" in run.stderr
     first_line = check.stderr.splitlines()[0]
@@ -134,13 +158,19 @@ def test_run_refuses_to_start_on_a_bad_config_with_the_check_message(tmp_path):
 def test_a_feed_outliving_its_lease_is_not_polled_twice(server, tmp_path):
     items = []
     for i in range(8):  # 8 slow pages, fetched one at a time: ~8 s, well past the 3 s lease
-        server.routes[f"/p{i}.html"] = Route(body=page(f"Story {i}", corpus_paragraphs("001", i)),
-                                             delay=1.0)
+        server.routes[f"/p{i}.html"] = Route(
+            body=page(f"Story {i}", corpus_paragraphs("001", i)), delay=1.0
+        )
         items.append(Item(f"s{i}", f"Story {i}", server.url(f"/p{i}.html")))
     server.routes["/feed.xml"] = Route(body=rss(items))
-    config = write_config(tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db",
-                          {"rferl": server.url("/feed.xml")}, lease="3s", per_host=1,
-                          interval="1h")
+    config = write_config(
+        tmp_path / "cfg",
+        f"sqlite:///{tmp_path}/m.db",
+        {"rferl": server.url("/feed.xml")},
+        lease="3s",
+        per_host=1,
+        interval="1h",
+    )
     proc = start(config)
     try:
         wait_for(lambda: server.count("/p7.html") == 1, timeout=40)
@@ -157,8 +187,9 @@ def test_sighup_applies_a_changed_monitor_yaml(server, tmp_path):
     server.routes["/b.html"] = Route(body=page("Second", corpus_paragraphs("003")))
     items = [Item("a", "First", server.url("/a.html"))]
     server.routes["/feed.xml"] = Route(body=rss(items))
-    config = write_config(tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db",
-                          {"rferl": server.url("/feed.xml")})
+    config = write_config(
+        tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db", {"rferl": server.url("/feed.xml")}
+    )
     proc = start(config)
     try:
         wait_for(lambda: server.count("/a.html") == 1)

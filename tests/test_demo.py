@@ -79,14 +79,18 @@ def test_backlog_is_what_the_feeds_held_before_the_first_run_window(ingested):
     assert 0 < cold.backlog < cold.new
     for article in stored:
         recent = article.published_at is not None and article.published_at.date().isoformat() >= (
-            "2022-01-19")
+            "2022-01-19"
+        )
         assert article.backlog is not recent, article.title
 
 
 def test_the_demo_command_runs_offline_and_prints_what_it_stored(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-m", "monitor", "demo", "--db", str(tmp_path / "demo.db")],
-        capture_output=True, text=True, timeout=120, env={"COLUMNS": "160", "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "160", "PATH": "/usr/bin"},
     )
     assert result.returncode == 0, result.stderr
     assert "cold cycle: feeds polled: 7" in result.stdout

@@ -45,12 +45,30 @@ ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
     ("body", "title", "guid", "link", "published", "content"),
     [
         (RSS091, "Lavrov in Geneva", "http://x.org/a/1", "http://x.org/a/1", None, "Talks."),
-        (RSS2, "Kuleba meets Blinken", "id-2", "http://127.0.0.1:8000/a/2?utm_source=rss",
-         datetime(2022, 1, 19, 10, 30, tzinfo=UTC), "Short."),
-        (RDF, "Zelenskyy thanks US", "http://x.org/a/3", "http://x.org/a/3",
-         datetime(2022, 1, 19, 15, 20, tzinfo=UTC), "<p>Full <b>text</b> here.</p>"),
-        (ATOM, "Putin and Biden", "urn:x:4", "http://x.org/ukraine/a/4.html",
-         datetime(2022, 1, 18, 9, 0, tzinfo=UTC), "<p>Atom content.</p>"),
+        (
+            RSS2,
+            "Kuleba meets Blinken",
+            "id-2",
+            "http://127.0.0.1:8000/a/2?utm_source=rss",
+            datetime(2022, 1, 19, 10, 30, tzinfo=UTC),
+            "Short.",
+        ),
+        (
+            RDF,
+            "Zelenskyy thanks US",
+            "http://x.org/a/3",
+            "http://x.org/a/3",
+            datetime(2022, 1, 19, 15, 20, tzinfo=UTC),
+            "<p>Full <b>text</b> here.</p>",
+        ),
+        (
+            ATOM,
+            "Putin and Biden",
+            "urn:x:4",
+            "http://x.org/ukraine/a/4.html",
+            datetime(2022, 1, 18, 9, 0, tzinfo=UTC),
+            "<p>Atom content.</p>",
+        ),
     ],
     ids=["rss-0.91", "rss-2.0", "rss-1.0-rdf", "atom"],
 )
@@ -59,7 +77,11 @@ def test_every_feed_format_yields_its_entry(body, title, guid, link, published, 
     assert parsed.is_feed and parsed.problem is None
     (entry,) = parsed.entries
     assert (entry.title, entry.link, entry.published, entry.content) == (
-        title, link, published, content)
+        title,
+        link,
+        published,
+        content,
+    )
     assert guid in entry.guid
 
 
@@ -102,16 +124,25 @@ def test_canonical_urls(url, base, expected):
 def test_the_next_poll_spreads_within_the_jitter():
     now = datetime(2022, 1, 20, tzinfo=UTC)
     rng = random.Random(1)
-    offsets = [(next_poll_after_success(now, timedelta(minutes=10), 0.1, rng) - now)
-               for _ in range(200)]
+    offsets = [
+        (next_poll_after_success(now, timedelta(minutes=10), 0.1, rng) - now) for _ in range(200)
+    ]
     assert min(offsets) >= timedelta(minutes=9) and max(offsets) <= timedelta(minutes=11)
     assert max(offsets) - min(offsets) > timedelta(minutes=1)  # actually spread
 
 
 @pytest.mark.parametrize(
     ("failures", "retry_after", "expected"),
-    [(1, None, 60), (2, None, 120), (5, None, 960), (9, None, 3600), (400, None, 3600),
-     (1, 300.0, 300), (9, 7200.0, 7200), (1, 10 * 86400.0, MAX_RETRY_AFTER.total_seconds())],
+    [
+        (1, None, 60),
+        (2, None, 120),
+        (5, None, 960),
+        (9, None, 3600),
+        (400, None, 3600),
+        (1, 300.0, 300),
+        (9, 7200.0, 7200),
+        (1, 10 * 86400.0, MAX_RETRY_AFTER.total_seconds()),
+    ],
 )
 def test_backoff_doubles_to_its_cap_and_honours_retry_after(failures, retry_after, expected):
     delay = backoff_delay(failures, timedelta(minutes=1), timedelta(hours=1), retry_after)
@@ -119,16 +150,20 @@ def test_backoff_doubles_to_its_cap_and_honours_retry_after(failures, retry_afte
 
 
 def test_entries_sharing_a_guid_but_not_a_link_get_distinct_guids():
-    body = (b'<rss version="2.0"><channel>'
-            b"<item><title>A</title><link>http://x.org/a</link><guid>http://x.org/</guid></item>"
-            b"<item><title>B</title><link>http://x.org/b</link><guid>http://x.org/</guid></item>"
-            b"<item><title>A</title><link>http://x.org/a</link><guid>g2</guid></item>"
-            b"</channel></rss>")
+    body = (
+        b'<rss version="2.0"><channel>'
+        b"<item><title>A</title><link>http://x.org/a</link><guid>http://x.org/</guid></item>"
+        b"<item><title>B</title><link>http://x.org/b</link><guid>http://x.org/</guid></item>"
+        b"<item><title>A</title><link>http://x.org/a</link><guid>g2</guid></item>"
+        b"</channel></rss>"
+    )
     guids = [e.guid for e in parse(body, BASE).entries]
     assert len(set(guids[:2])) == 2 and guids[2].endswith("g2")
 
 
 def test_markup_and_references_in_titles_become_plain_text():
-    body = (b'<rss version="2.0"><channel><item><title><![CDATA[<b>Kyiv</b> &#171;talks&#187;]]>'
-            b"</title><link>http://x.org/a</link></item></channel></rss>")
+    body = (
+        b'<rss version="2.0"><channel><item><title><![CDATA[<b>Kyiv</b> &#171;talks&#187;]]>'
+        b"</title><link>http://x.org/a</link></item></channel></rss>"
+    )
     assert parse(body, BASE).entries[0].title == "Kyiv \u00abtalks\u00bb"

@@ -40,11 +40,15 @@ def serve_article(server, path, number, title, start=0, canonical=None):
 
 
 def test_a_new_feed_stores_old_entries_as_backlog_and_recent_ones_as_news(server, store, clock):
-    links = [serve_article(server, f"/a/{i}.html", n, f"Story {i}")
-             for i, n in enumerate(["000", "001", "003"])]
-    items = [Item("g0", "Story 0", links[0], clock() - timedelta(days=2)),
-             Item("g1", "Story 1", links[1], clock() - timedelta(hours=3)),
-             Item("g2", "Story 2", links[2], None)]
+    links = [
+        serve_article(server, f"/a/{i}.html", n, f"Story {i}")
+        for i, n in enumerate(["000", "001", "003"])
+    ]
+    items = [
+        Item("g0", "Story 0", links[0], clock() - timedelta(days=2)),
+        Item("g1", "Story 1", links[1], clock() - timedelta(hours=3)),
+        Item("g2", "Story 2", links[2], None),
+    ]
     server.routes["/feed"] = Route(body=rss(items), content_type="application/rss+xml")
     store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
 
@@ -63,8 +67,11 @@ def test_a_new_feed_stores_old_entries_as_backlog_and_recent_ones_as_news(server
 
 def test_an_unchanged_feed_costs_one_conditional_get_and_no_parse(server, store, clock):
     link = serve_article(server, "/a/1.html", "001", "Blinken in Kyiv")
-    server.routes["/feed"] = Route(body=rss([Item("g1", "Blinken in Kyiv", link, clock())]),
-                                   content_type="application/rss+xml", etag='"v1"')
+    server.routes["/feed"] = Route(
+        body=rss([Item("g1", "Blinken in Kyiv", link, clock())]),
+        content_type="application/rss+xml",
+        etag='"v1"',
+    )
     store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
     poll(store, clock)
     again = poll(store, clock)
@@ -72,7 +79,9 @@ def test_an_unchanged_feed_costs_one_conditional_get_and_no_parse(server, store,
     # the server records a hit just after answering it: wait for the record, not the reply
     wait_until(lambda: server.count("/feed") == 2)
     assert [h.headers.get("If-None-Match") for h in server.hits if h.path == "/feed"] == [
-        None, '"v1"']
+        None,
+        '"v1"',
+    ]
     assert server.count("/a/1.html") == 1  # the page was not fetched again
 
 
@@ -80,8 +89,13 @@ def test_tracking_parameters_do_not_make_a_second_article(server, store, clock):
     link = serve_article(server, "/a/1.html", "001", "Blinken in Kyiv")
     server.routes["/all"] = Route(body=rss([Item("a1", "Blinken", link + "?utm_source=rss#top")]))
     server.routes["/ukraine"] = Route(body=rss([Item("u1", "Blinken", link + "?fbclid=xyz")]))
-    store.sync_feeds([feed_spec("rferl/all", server.url("/all"), "rferl"),
-                      feed_spec("rferl/ukraine", server.url("/ukraine"), "rferl")], clock())
+    store.sync_feeds(
+        [
+            feed_spec("rferl/all", server.url("/all"), "rferl"),
+            feed_spec("rferl/ukraine", server.url("/ukraine"), "rferl"),
+        ],
+        clock(),
+    )
     summary = poll(store, clock)
     assert (summary.new, summary.duplicates) == (1, 1)
     (article,) = store.articles()
@@ -103,8 +117,13 @@ def test_the_same_text_on_two_outlets_is_one_article_with_both(server, store, cl
     b = serve_article(server, "/mirror/77.html", "003", "Blinken warns Russia (republished)")
     server.routes["/rferl.xml"] = Route(body=rss([Item("r1", "Blinken Warns Russia", a)]))
     server.routes["/mirror.xml"] = Route(body=rss([Item("m1", "Blinken warns", b)]))
-    store.sync_feeds([feed_spec("rferl", server.url("/rferl.xml")),
-                      feed_spec("mirror", server.url("/mirror.xml"))], clock())
+    store.sync_feeds(
+        [
+            feed_spec("rferl", server.url("/rferl.xml")),
+            feed_spec("mirror", server.url("/mirror.xml")),
+        ],
+        clock(),
+    )
     summary = poll(store, clock)
     assert (summary.new, summary.duplicates) == (1, 1)
     (article,) = store.articles()
@@ -139,8 +158,9 @@ def test_entries_without_guid_or_date_and_with_relative_links_are_stored(server,
 def test_the_feed_content_is_the_fallback_when_the_page_fails(server, store, clock):
     text = " ".join(corpus_paragraphs("004", 0, 3))
     server.routes["/a/1.html"] = Route(status=500, body=b"oops")
-    server.routes["/feed"] = Route(body=rss([Item("g1", "US diplomat", server.url("/a/1.html"),
-                                                   description=text)]))
+    server.routes["/feed"] = Route(
+        body=rss([Item("g1", "US diplomat", server.url("/a/1.html"), description=text)])
+    )
     store.sync_feeds([feed_spec("presstv", server.url("/feed"))], clock())
     summary = poll(store, clock)
     assert summary.new == 1 and summary.errors == 0
@@ -153,8 +173,7 @@ def test_the_feed_content_is_the_fallback_when_the_page_fails(server, store, clo
 def test_one_feed_polls_only_once_when_named(server, store, clock):
     server.routes["/a"] = Route(body=rss([]))
     server.routes["/b"] = Route(body=rss([]))
-    store.sync_feeds([feed_spec("a", server.url("/a")), feed_spec("b", server.url("/b"))],
-                     clock())
+    store.sync_feeds([feed_spec("a", server.url("/a")), feed_spec("b", server.url("/b"))], clock())
     summary = poll(store, clock, names=["b"])
     assert [o.feed for o in summary.outcomes] == ["b"]
     assert server.count("/a") == 0
@@ -177,10 +196,13 @@ def test_a_failing_feed_backs_off_exponentially_and_is_never_dropped(server, sto
 
 
 def test_entries_sharing_one_guid_with_different_links_are_all_stored(server, store, clock):
-    links = [serve_article(server, f"/a/{i}.html", n, f"Story {i}")
-             for i, n in enumerate(["000", "001", "003"])]
-    items = [Item("https://example.com/", f"Story {i}", link, clock())
-             for i, link in enumerate(links)]
+    links = [
+        serve_article(server, f"/a/{i}.html", n, f"Story {i}")
+        for i, n in enumerate(["000", "001", "003"])
+    ]
+    items = [
+        Item("https://example.com/", f"Story {i}", link, clock()) for i, link in enumerate(links)
+    ]
     server.routes["/feed"] = Route(body=rss(items))
     store.sync_feeds([feed_spec("cms", server.url("/feed"))], clock())
     assert poll(store, clock).new == 3
@@ -189,14 +211,23 @@ def test_entries_sharing_one_guid_with_different_links_are_all_stored(server, st
 
 
 def test_a_consent_wall_on_every_page_does_not_merge_different_stories(server, store, clock):
-    wall = ["Before you continue. We use cookies and data to deliver and maintain our services, "
-            "track outages and protect against spam, fraud and abuse, and to measure audience "
-            "engagement and site statistics to understand how our services are used."] * 2
+    wall = [
+        "Before you continue. We use cookies and data to deliver and maintain our services, "
+        "track outages and protect against spam, fraud and abuse, and to measure audience "
+        "engagement and site statistics to understand how our services are used."
+    ] * 2
     items = []
     for i in range(5):
         server.routes[f"/a/{i}.html"] = Route(body=page("Before you continue", wall))
-        items.append(Item(f"g{i}", f"Real headline {i}", server.url(f"/a/{i}.html"), clock(),
-                          description=f"Summary of story {i}. " * 3))
+        items.append(
+            Item(
+                f"g{i}",
+                f"Real headline {i}",
+                server.url(f"/a/{i}.html"),
+                clock(),
+                description=f"Summary of story {i}. " * 3,
+            )
+        )
     server.routes["/feed"] = Route(body=rss(items))
     store.sync_feeds([feed_spec("walled", server.url("/feed"))], clock())
     summary = poll(store, clock)
@@ -205,8 +236,19 @@ def test_a_consent_wall_on_every_page_does_not_merge_different_stories(server, s
 
 def test_a_page_that_failed_is_fetched_again_on_the_next_poll(server, store, clock):
     server.routes["/a/1.html"] = Route(status=503, body=b"busy")
-    server.routes["/feed"] = Route(body=rss([Item("g1", "Blinken in Kyiv", server.url("/a/1.html"),
-                                                   clock(), description="Short summary.")]))
+    server.routes["/feed"] = Route(
+        body=rss(
+            [
+                Item(
+                    "g1",
+                    "Blinken in Kyiv",
+                    server.url("/a/1.html"),
+                    clock(),
+                    description="Short summary.",
+                )
+            ]
+        )
+    )
     store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
     poll(store, clock)
     assert store.articles()[0].text_source == "feed"
@@ -225,7 +267,8 @@ def test_redirected_links_are_stored_at_their_final_address_and_fetched_as_given
 ):
     serve_article(server, "/a/final.html", "001", "Blinken in Kyiv")
     server.routes["/go;jsessionid=abc?ref=feed&id=7"] = Route(
-        status=301, location=server.url("/a/final.html"))
+        status=301, location=server.url("/a/final.html")
+    )
     link = server.url("/go;jsessionid=abc?ref=feed&id=7")
     server.routes["/feed"] = Route(body=rss([Item("g1", "Blinken", link, clock())]))
     store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
@@ -259,8 +302,10 @@ def test_retention_keeps_articles_a_feed_still_lists(server, store, clock):
 
 
 def test_a_clean_poll_clears_the_last_problem(server, store, clock):
-    server.routes["/feed"] = Route(body=b'<rss version="2.0"><channel><item><title>x</title>'
-                                        b"<link>/a</link></item><item><title>y & z</title>")
+    server.routes["/feed"] = Route(
+        body=b'<rss version="2.0"><channel><item><title>x</title>'
+        b"<link>/a</link></item><item><title>y & z</title>"
+    )
     store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
     poll(store, clock, settings(extract={"fetch_pages": False}))
     assert "entries kept" in store.feed_health()[0].last_problem

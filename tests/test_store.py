@@ -12,32 +12,52 @@ from monitor.store import NewArticle, Store
 
 def spec(name: str, outlet: str = "rferl", url: str | None = None, minutes: int = 10):
     return FeedSpec(
-        name=name, outlet=outlet, outlet_name=outlet.upper(),
-        url=url or f"http://127.0.0.1:9/{name}.xml", interval=timedelta(minutes=minutes),
-        language="en", tags=("wire",),
+        name=name,
+        outlet=outlet,
+        outlet_name=outlet.upper(),
+        url=url or f"http://127.0.0.1:9/{name}.xml",
+        interval=timedelta(minutes=minutes),
+        language="en",
+        tags=("wire",),
     )
 
 
 def article(url: str, text: str = "Russia massed troops near Ukraine. " * 10, **kw) -> NewArticle:
     from monitor.extract import content_hash
 
-    values = dict(canonical_url=url, title="Blinken in Kyiv", author=None, published_at=None,
-                  language="en", text=text, text_source="page", content_hash=content_hash(text),
-                  backlog=False)
+    values = dict(
+        canonical_url=url,
+        title="Blinken in Kyiv",
+        author=None,
+        published_at=None,
+        language="en",
+        text=text,
+        text_source="page",
+        content_hash=content_hash(text),
+        backlog=False,
+    )
     values.update(kw)
     return NewArticle(**values)
 
 
 def claim_one(store: Store, name: str, clock, owner: str = "w1"):
-    (feed,) = store.claim_due_feeds(owner, clock(), timedelta(minutes=5), 10, names=[name],
-                                    ignore_schedule=True)
+    (feed,) = store.claim_due_feeds(
+        owner, clock(), timedelta(minutes=5), 10, names=[name], ignore_schedule=True
+    )
     return feed
 
 
 def test_migrations_create_every_table_at_the_newest_revision(store):
     tables = set(inspect(store.engine).get_table_names())
-    assert {"outlets", "feeds", "articles", "article_revisions", "article_sources",
-            "boilerplate_lines", "alembic_version"} <= tables
+    assert {
+        "outlets",
+        "feeds",
+        "articles",
+        "article_revisions",
+        "article_sources",
+        "boilerplate_lines",
+        "alembic_version",
+    } <= tables
     with store.engine.connect() as c:
         assert c.execute(text("select version_num from alembic_version")).scalar() == "0003"
 
@@ -48,11 +68,21 @@ def test_upgrading_from_the_first_schema_keeps_existing_rows(db_url, clock):
     columns = {c["name"] for c in inspect(old.engine).get_columns("feeds")}
     assert "last_problem" not in columns
     with old.engine.begin() as c:
-        c.execute(text("insert into outlets (slug, name, tags, created_at) "
-                       "values ('rferl', 'RFE/RL', '[]', :now)"), {"now": clock()})
-        c.execute(text("insert into feeds (name, outlet_id, url, interval_s, tags, active, "
-                       "next_poll_at, consecutive_failures, created_at) values ('rferl', 1, "
-                       "'http://x/f', 600, '[]', true, :now, 0, :now)"), {"now": clock()})
+        c.execute(
+            text(
+                "insert into outlets (slug, name, tags, created_at) "
+                "values ('rferl', 'RFE/RL', '[]', :now)"
+            ),
+            {"now": clock()},
+        )
+        c.execute(
+            text(
+                "insert into feeds (name, outlet_id, url, interval_s, tags, active, "
+                "next_poll_at, consecutive_failures, created_at) values ('rferl', 1, "
+                "'http://x/f', 600, '[]', true, :now, 0, :now)"
+            ),
+            {"now": clock()},
+        )
     old.close()
     upgraded = Store.open(db_url)
     assert [h.name for h in upgraded.feed_health()] == ["rferl"]
@@ -76,8 +106,12 @@ def test_sync_adds_updates_and_retires_feeds(store, clock):
     assert health["a"].active and not health["b"].active
     feed = claim_one(store, "a", clock)
     assert feed.interval == timedelta(minutes=30)
-    assert store.claim_due_feeds("w", clock(), timedelta(minutes=5), 10, names=["b"],
-                                 ignore_schedule=True) == []
+    assert (
+        store.claim_due_feeds(
+            "w", clock(), timedelta(minutes=5), 10, names=["b"], ignore_schedule=True
+        )
+        == []
+    )
 
 
 def test_a_leased_feed_is_not_claimed_again_until_the_lease_expires(store, clock):
@@ -173,15 +207,18 @@ def test_an_entry_seen_again_unchanged_is_reported_unchanged(store, clock):
     a = claim_one(store, "a", clock)
     store.ingest(a, "g1", "h1", "http://x/1", article("http://x/1"), clock())
     assert store.ingest(a, "g1", "h2", "http://x/1", article("http://x/1"), clock()).outcome == (
-        "unchanged")
+        "unchanged"
+    )
     assert store.entry_hashes(a.id, ["g1", "nope"]) == {"g1": "h2"}
 
 
 def test_a_line_becomes_boilerplate_on_the_configured_page_count(store, clock):
     store.sync_feeds([spec("a")], clock())
     a = claim_one(store, "a", clock)
-    learned = [store.learn_boilerplate(a.outlet_id, {"k1": "Share this:", f"p{i}": "story"}, 3)
-               for i in range(4)]
+    learned = [
+        store.learn_boilerplate(a.outlet_id, {"k1": "Share this:", f"p{i}": "story"}, 3)
+        for i in range(4)
+    ]
     assert learned == [frozenset(), frozenset(), frozenset({"k1"}), frozenset()]
     assert store.learned_boilerplate(a.outlet_id, 3) == frozenset({"k1"})
 
@@ -191,8 +228,9 @@ def test_retention_purges_old_articles_and_their_sources(store, clock):
     a = claim_one(store, "a", clock)
     store.ingest(a, "g1", "h", "http://x/1", article("http://x/1"), clock())
     clock.advance(days=10)
-    store.ingest(a, "g2", "h", "http://x/2", article("http://x/2", text="Other story. " * 20),
-                 clock())
+    store.ingest(
+        a, "g2", "h", "http://x/2", article("http://x/2", text="Other story. " * 20), clock()
+    )
     assert store.purge(clock() - timedelta(days=5)) == 1
     assert [v.canonical_url for v in store.articles()] == ["http://x/2"]
     assert store.counts()["sources"] == 1
@@ -261,10 +299,12 @@ def test_a_nul_character_does_not_make_an_entry_unstorable(store, clock):
 def test_search_treats_percent_and_underscore_as_characters(store, clock):
     store.sync_feeds([spec("a")], clock())
     a = claim_one(store, "a", clock)
-    store.ingest(a, "g1", "h", "http://x/1", article("http://x/1", text="Up 5% on the day. " * 9),
-                 clock())
-    store.ingest(a, "g2", "h", "http://x/2", article("http://x/2", text="Up 55 on the day. " * 9),
-                 clock())
+    store.ingest(
+        a, "g1", "h", "http://x/1", article("http://x/1", text="Up 5% on the day. " * 9), clock()
+    )
+    store.ingest(
+        a, "g2", "h", "http://x/2", article("http://x/2", text="Up 55 on the day. " * 9), clock()
+    )
     assert [v.canonical_url for v in store.articles(search="5%")] == ["http://x/1"]
 
 

@@ -76,8 +76,10 @@ def run_demo(db: Path | None, console: Console) -> int:
     with LoopbackServer() as server:
         server.routes.update(build_routes(server.base))
         config_dir = write_demo_config(folder / "config", server.base, db)
-        console.print(f"[bold]Sample outlets[/] served at {server.base}; "
-                      f"replaying {DEMO_START:%Y-%m-%d %H:%M} UTC; database {db}")
+        console.print(
+            f"[bold]Sample outlets[/] served at {server.base}; "
+            f"replaying {DEMO_START:%Y-%m-%d %H:%M} UTC; database {db}"
+        )
         store = Store.open(f"sqlite:///{db.resolve()}")
         try:
             cold, warm = asyncio.run(_cycles(store, config_dir, clock))

@@ -61,10 +61,20 @@ def run(name: str, quick: bool) -> dict | None:
 
 def _git() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "monitor"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "monitor"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{rev}{' with uncommitted changes under monitor/' if dirty else ''}"
@@ -101,20 +111,27 @@ def render(results: list[dict], command: str, started_load: str, seconds: float)
         for row in r["rows"]:
             value = f"{fmt(row['value'])} {row['unit']}".strip()
             met = "" if row["met"] is None else ("yes" if row["met"] else "**NO**")
-            lines.append(f"| {r['title']} | {row['figure']} | {value} | {row['target'] or ''} "
-                         f"| {met} |")
+            lines.append(
+                f"| {r['title']} | {row['figure']} | {value} | {row['target'] or ''} | {met} |"
+            )
     lines += ["", "## Method", ""]
     for r in results:
-        lines += [f"### {r['title']}", "", f"`{r['command']}` ({r['seconds']:.0f} s)", "",
-                  METHOD.get(r["name"], "")]
+        lines += [
+            f"### {r['title']}",
+            "",
+            f"`{r['command']}` ({r['seconds']:.0f} s)",
+            "",
+            METHOD.get(r["name"], ""),
+        ]
         lines += [""] + [f"- {note}" for note in r["notes"]] + [""]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks")
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"a subset of: {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"a subset of: {', '.join(BENCHMARKS)}"
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     unknown = sorted(set(args.names) - set(BENCHMARKS))
@@ -124,8 +141,9 @@ def main() -> None:
     load = _load()
     started = time.monotonic()
     results = [r for r in (run(n, args.quick) for n in names) if r is not None]
-    command = " ".join([".venv/bin/python -m tests.benchmarks", *args.names,
-                        *(["--quick"] if args.quick else [])])
+    command = " ".join(
+        [".venv/bin/python -m tests.benchmarks", *args.names, *(["--quick"] if args.quick else [])]
+    )
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(render(results, command, load, time.monotonic() - started))
     print(f"wrote {DOC.relative_to(ROOT)}")

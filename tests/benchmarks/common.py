@@ -17,23 +17,19 @@ import platform
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from monitor.demo.server import Hit, LoopbackServer, Route, _make_handler, _Server
+from tests.support import PG_ADMIN_URL, pg_database  # noqa: F401 (poll_cycle imports it here)
 
 Site = Callable[[int, str], dict[str, Route]]
 """Builds one host's routes from (host index, base URL); must be picklable (a module-level
 class instance), since it is sent to the farm process."""
-
-PG_ADMIN_URL = os.environ.get("MONITOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
 
 # -- the server farm ---------------------------------------------------------------------------
 
@@ -223,23 +219,6 @@ class ServerFarm:
 # -- PostgreSQL scratch databases ------------------------------------------------------------
 
 
-@contextmanager
-def pg_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database (as the test suite makes them), dropped afterwards."""
-    from sqlalchemy import create_engine, make_url, text
-
-    name = f"monitor_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def postgres_available() -> bool:
     try:
         from sqlalchemy import create_engine, text
@@ -276,12 +255,20 @@ class Result:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def add(self, figure: str, value: float | int | str, unit: str = "",
-            target: str | None = None, met: bool | None = None) -> None:
+    def add(
+        self,
+        figure: str,
+        value: float | int | str,
+        unit: str = "",
+        target: str | None = None,
+        met: bool | None = None,
+    ) -> None:
         self.rows.append(Row(figure, value, unit, target, met))
-        print(f"  {figure}: {fmt(value)} {unit}".rstrip()
-              + (f"   target {target}: {'MET' if met else 'MISSED'}" if target else ""),
-              flush=True)
+        print(
+            f"  {figure}: {fmt(value)} {unit}".rstrip()
+            + (f"   target {target}: {'MET' if met else 'MISSED'}" if target else ""),
+            flush=True,
+        )
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -301,12 +288,15 @@ def fmt(value: float | int | str) -> str:
 
 
 def cli(name: str, description: str, variants: str | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"python -m tests.benchmarks.{name}",
-                                     description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m tests.benchmarks.{name}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     if variants is not None:
-        parser.add_argument("--variants", default=variants,
-                            help=f"comma-separated variants (default: {variants})")
+        parser.add_argument(
+            "--variants", default=variants, help=f"comma-separated variants (default: {variants})"
+        )
     parser.add_argument("--json", type=Path, help="also write the result to this JSON file")
     parser.add_argument("--quick", action="store_true", help="a smaller run, for trying it out")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the hot part")

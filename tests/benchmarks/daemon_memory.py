@@ -109,8 +109,15 @@ class SiteRoutes(dict):  # type: ignore[type-arg]
         for k in range(self.entries):
             page = self._page(j, k)
             url = page.url(self.base)
-            items.append(Item(guid=url, title=page.title, link=url, published=page.published,
-                              description=page.summary))
+            items.append(
+                Item(
+                    guid=url,
+                    title=page.title,
+                    link=url,
+                    published=page.published,
+                    description=page.summary,
+                )
+            )
         body = rss(items, title=f"Outlet {self.host} feed {j}")
         return Route(body=body, content_type=RSS_TYPE, etag=f'"o{self.host}f{j}"')
 
@@ -143,8 +150,9 @@ def write_config(folder: Path, db: Path, bases: list[str], feeds: int, **polling
     (folder / "monitor.yaml").write_text(
         f'database: "sqlite:///{db}"\n'
         "polling:\n  interval: 1h\n  tick: 1s\n  jitter: 0.0\n"
-        "  connect_timeout: 10s\n  read_timeout: 30s\n  total_timeout: 60s\n" + extra +
-        "extract:\n  fetch_pages: true\n  workers: 2\n"
+        "  connect_timeout: 10s\n  read_timeout: 30s\n  total_timeout: 60s\n"
+        + extra
+        + "extract:\n  fetch_pages: true\n  workers: 2\n"
     )
     lines = ["outlets:"]
     for h, base in enumerate(bases):
@@ -204,14 +212,17 @@ class Run:
 def run_daemon(hosts: int, feeds: int, entries: int, pad_kb: int = 0, **polling: str) -> Run:
     """Serve the outlets, run `monitor run` until it stored every article, SIGTERM it."""
     goal = hosts * feeds * entries
-    with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp, \
-            ServerFarm(hosts, 0.0, PageSite(feeds, entries, pad_kb)) as farm:
+    with (
+        tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp,
+        ServerFarm(hosts, 0.0, PageSite(feeds, entries, pad_kb)) as farm,
+    ):
         folder, db = Path(tmp) / "config", Path(tmp) / "monitor.db"
         write_config(folder, db, farm.bases, feeds, **polling)
         log = open(Path(tmp) / "monitor.log", "w+")  # noqa: SIM115 (read back below)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen([*DAEMON, "-c", str(folder), "run"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [*DAEMON, "-c", str(folder), "run"], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         sampler = Sampler(proc.pid, db)
         t0 = time.monotonic()
         reached = None
@@ -245,10 +256,16 @@ def main() -> None:
     started = time.monotonic()
     hosts = 4 if args.quick else HOSTS
     goal = hosts * FEEDS_PER_HOST * ENTRIES
-    result = Result("daemon_memory", f"Peak memory of `monitor run` over {goal:,} articles",
-                    ".venv/bin/python -m tests.benchmarks.daemon_memory")
-    print(f"daemon memory: {hosts} hosts x {FEEDS_PER_HOST} feeds x {ENTRIES} entries with pages "
-          f"= {goal:,} articles", flush=True)
+    result = Result(
+        "daemon_memory",
+        f"Peak memory of `monitor run` over {goal:,} articles",
+        ".venv/bin/python -m tests.benchmarks.daemon_memory",
+    )
+    print(
+        f"daemon memory: {hosts} hosts x {FEEDS_PER_HOST} feeds x {ENTRIES} entries with pages "
+        f"= {goal:,} articles",
+        flush=True,
+    )
     run = run_daemon(hosts, FEEDS_PER_HOST, ENTRIES)
     sampler, pid, mb = run.sampler, run.sampler.pid, 1024
     main_kb = sampler.hwm.get(pid, 0)
@@ -256,26 +273,46 @@ def main() -> None:
     total_kb = main_kb + sum(kids.values())
     n_final = sampler.timeline[-1][1] if sampler.timeline else 0
     result.add("articles stored", n_final, "", target=f">= {goal:,}", met=n_final >= goal)
-    result.add("time to store them", run.reached if run.reached is not None else float("nan"),
-               "s")
-    result.add("peak RSS, daemon process (VmHWM)", main_kb / mb, "MB",
-               target=f"<= {TARGET_MB} MB", met=main_kb / mb <= TARGET_MB)
+    result.add("time to store them", run.reached if run.reached is not None else float("nan"), "s")
+    result.add(
+        "peak RSS, daemon process (VmHWM)",
+        main_kb / mb,
+        "MB",
+        target=f"<= {TARGET_MB} MB",
+        met=main_kb / mb <= TARGET_MB,
+    )
     for i, (_pid, kb) in enumerate(sorted(kids.items())):
-        result.add(f"peak RSS, child process {i + 1} (VmHWM; {sampler.names.get(_pid, '')[:40]})",
-                   kb / mb, "MB")
-    result.add("peak RSS, daemon + children (sum of VmHWM)", total_kb / mb, "MB",
-               target=f"<= {TARGET_MB} MB", met=total_kb / mb <= TARGET_MB)
-    result.add("peak PSS, daemon + children (shared pages split; sampled)",
-               sampler.pss_peak / mb, "MB", target=f"<= {TARGET_MB} MB",
-               met=sampler.pss_peak / mb <= TARGET_MB)
+        result.add(
+            f"peak RSS, child process {i + 1} (VmHWM; {sampler.names.get(_pid, '')[:40]})",
+            kb / mb,
+            "MB",
+        )
+    result.add(
+        "peak RSS, daemon + children (sum of VmHWM)",
+        total_kb / mb,
+        "MB",
+        target=f"<= {TARGET_MB} MB",
+        met=total_kb / mb <= TARGET_MB,
+    )
+    result.add(
+        "peak PSS, daemon + children (shared pages split; sampled)",
+        sampler.pss_peak / mb,
+        "MB",
+        target=f"<= {TARGET_MB} MB",
+        met=sampler.pss_peak / mb <= TARGET_MB,
+    )
     for frac in (0.25, 0.5, 0.75, 1.0):
         point = next((p for p in sampler.timeline if p[1] >= goal * frac), None)
         if point:
-            result.add(f"RSS when {int(goal * frac):,} articles were stored, daemon / children",
-                       f"{point[2] / mb:.0f} / {point[3] / mb:.0f}", "MB")
+            result.add(
+                f"RSS when {int(goal * frac):,} articles were stored, daemon / children",
+                f"{point[2] / mb:.0f} / {point[3] / mb:.0f}",
+                "MB",
+            )
     stopped = run.code == 0 and "monitor stopped" in run.output
-    result.add("exit status after SIGTERM", run.code, "", target="0, 'monitor stopped'",
-               met=stopped)
+    result.add(
+        "exit status after SIGTERM", run.code, "", target="0, 'monitor stopped'", met=stopped
+    )
     result.add("requests served (feeds + pages)", run.requests)
     if not stopped or n_final < goal:
         tail = "\n".join(run.output.splitlines()[-15:])
@@ -286,8 +323,11 @@ def main() -> None:
 
     if not args.quick:  # the same 100 feeds in flight, with pages of a realistic size
         entries, pad = 20, 100
-        print(f"  large pages: {hosts} hosts x {FEEDS_PER_HOST} feeds x {entries} entries, "
-              f"pages padded to ~{pad} KB", flush=True)
+        print(
+            f"  large pages: {hosts} hosts x {FEEDS_PER_HOST} feeds x {entries} entries, "
+            f"pages padded to ~{pad} KB",
+            flush=True,
+        )
         big = run_daemon(hosts, FEEDS_PER_HOST, entries, pad)
         big_main = big.sampler.hwm.get(big.sampler.pid, 0)
         big_total = sum(big.sampler.hwm.values())
@@ -303,12 +343,14 @@ def main() -> None:
         "VmHWM of a forked pool child counts the pages it shares with the daemon, so the sum "
         "over-counts; PSS (from smaps_rollup, sampled with VmRSS every 0.5 s) splits each shared "
         "page between the processes sharing it, so its sum is the memory the service really "
-        "holds (a peak between two samples can be missed).")
+        "holds (a peak between two samples can be missed)."
+    )
     if not args.quick:
         result.note(
             "Large pages: the same 100 feeds with 20 entries each, every page carrying an extra "
             "~100 KB inline JSON blob (as script-heavy news sites do); informational, to show "
-            "how the in-flight page memory scales with page size.")
+            "how the in-flight page memory scales with page size."
+        )
     finish(result, args.json, started)
 
 

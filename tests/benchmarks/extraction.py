@@ -40,9 +40,15 @@ def articles(copies: int) -> list[Article]:
     one = []
     for page in demo_pages():
         url = page.url(BASE)
-        entry = FeedEntry(guid=url, link=url, title=page.title, author=page.author,
-                          published=page.published.astimezone(UTC), content=page.summary,
-                          entry_hash=url)
+        entry = FeedEntry(
+            guid=url,
+            link=url,
+            title=page.title,
+            author=page.author,
+            published=page.published.astimezone(UTC),
+            content=page.summary,
+            entry_hash=url,
+        )
         one.append((routes[page.path].body, url, entry))
     return one * copies
 
@@ -83,10 +89,14 @@ def main() -> None:
     items = articles(8 if args.quick else 30)
     sizes = sorted(len(a[0]) for a in items[:13])
     n = len(items)
-    result = Result("extraction", "Extraction throughput",
-                    ".venv/bin/python -m tests.benchmarks.extraction")
-    print(f"extraction: {n} articles ({n // 13} x the 13 demo pages, {sizes[0] // 1024}-"
-          f"{sizes[-1] // 1024} KB of HTML each), {ROUNDS} interleaved rounds", flush=True)
+    result = Result(
+        "extraction", "Extraction throughput", ".venv/bin/python -m tests.benchmarks.extraction"
+    )
+    print(
+        f"extraction: {n} articles ({n // 13} x the 13 demo pages, {sizes[0] // 1024}-"
+        f"{sizes[-1] // 1024} KB of HTML each), {ROUNDS} interleaved rounds",
+        flush=True,
+    )
 
     # same output whichever way it runs (and warms up both extractors)
     check = [_project(a) for a in items[:13]]
@@ -105,8 +115,10 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=1) as pool1, ProcessPoolExecutor(max_workers=2) as pool2:
         for workers, pool in ((1, pool1), (2, pool2)):
             _warm_pool(pool, workers, items[:13])
-            same = [len(pool.submit(extract, a[0], a[1], a[2], frozenset(), 200).result().text)
-                    for a in items[:13]]
+            same = [
+                len(pool.submit(extract, a[0], a[1], a[2], frozenset(), 200).result().text)
+                for a in items[:13]
+            ]
             if same != check:
                 result.note(f"{workers}-worker pool gave different texts than in-process!")
         runs: dict[str, Callable[[], float]] = {
@@ -117,7 +129,7 @@ def main() -> None:
         }
         order = list(runs)
         for r in range(ROUNDS):  # interleaved, so that background load hits every variant alike
-            for name in order[r % 4:] + order[:r % 4]:
+            for name in order[r % 4 :] + order[: r % 4]:
                 times[name].append(runs[name]())
 
     rate = {k: n / statistics.median(v) for k, v in times.items()}
@@ -128,10 +140,16 @@ def main() -> None:
     result.add("project extract / plain trafilatura", rate["project"] / rate["plain"], "x")
     result.add("project extract, ProcessPoolExecutor(1)", rate["pool1"], "articles/s")
     result.add("project extract, ProcessPoolExecutor(2)", rate["pool2"], "articles/s")
-    result.add("2-worker pool vs 1 process (in-process)", speedup, "x",
-               target=f">= {TARGET} x", met=speedup >= TARGET)
-    result.add("  same, lowest / highest of the rounds",
-               f"{min(ratios):.2f} / {max(ratios):.2f}", "x")
+    result.add(
+        "2-worker pool vs 1 process (in-process)",
+        speedup,
+        "x",
+        target=f">= {TARGET} x",
+        met=speedup >= TARGET,
+    )
+    result.add(
+        "  same, lowest / highest of the rounds", f"{min(ratios):.2f} / {max(ratios):.2f}", "x"
+    )
     result.add("2-worker pool vs 1-worker pool", rate["pool2"] / rate["pool1"], "x")
     result.note(
         f"{n} articles = the 13 article pages of monitor.demo.site (4 outlets' page templates "
@@ -143,7 +161,8 @@ def main() -> None:
         "variants in turn (rotating the order); rates are medians over rounds, the speed-up is "
         f"the median of the per-round ratios. Machine: {len(os.sched_getaffinity(0))} CPUs; "
         "the submitting process is idle while the pool works (in the daemon it also parses "
-        "and stores).")
+        "and stores)."
+    )
     finish(result, args.json, started)
 
 

@@ -76,16 +76,23 @@ class FeedSite:
                 n = (host * self.feeds + j) * self.entries + k
                 para = _PARAGRAPHS[n % len(_PARAGRAPHS)]
                 link = f"{base}/news/{j}/{k}.html"
-                items.append(Item(
-                    guid=link, title=f"Dispatch {_code(n)}: {para[:60]}", link=link,
-                    published=published - timedelta(minutes=k),
-                    description=f"<p>Dispatch {_code(n)}.</p><p>{para}</p>",
-                ))
+                items.append(
+                    Item(
+                        guid=link,
+                        title=f"Dispatch {_code(n)}: {para[:60]}",
+                        link=link,
+                        published=published - timedelta(minutes=k),
+                        description=f"<p>Dispatch {_code(n)}.</p><p>{para}</p>",
+                    )
+                )
             body = rss(items, title=f"Outlet {host} feed {j}")
             etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
             routes[f"/feeds/{j}.xml"] = Route(
-                body=body, content_type="application/rss+xml; charset=utf-8", etag=etag,
-                last_modified="Mon, 17 Jan 2022 08:00:00 GMT", gzip=self.gzip,
+                body=body,
+                content_type="application/rss+xml; charset=utf-8",
+                etag=etag,
+                last_modified="Mon, 17 Jan 2022 08:00:00 GMT",
+                gzip=self.gzip,
             )
         return routes
 
@@ -96,8 +103,9 @@ class CountingFetcher(Fetcher):
     bytes_received = 0
     fetches = 0
 
-    async def fetch(self, url: str, conditional: Conditional | None = None,
-                    accept: str = FEED_ACCEPT) -> FetchResult:
+    async def fetch(
+        self, url: str, conditional: Conditional | None = None, accept: str = FEED_ACCEPT
+    ) -> FetchResult:
         result = await super().fetch(url, conditional, accept)
         self.bytes_received += result.bytes_received
         self.fetches += 1
@@ -105,11 +113,13 @@ class CountingFetcher(Fetcher):
 
 
 def bench_settings(database: str, workers: int, batch: int, concurrency: int) -> Settings:
-    return Settings.model_validate({
-        "database": database,
-        "polling": {"concurrency": concurrency, "per_host": PER_HOST, "batch": batch},
-        "extract": {"fetch_pages": False, "workers": workers},
-    })
+    return Settings.model_validate(
+        {
+            "database": database,
+            "polling": {"concurrency": concurrency, "per_host": PER_HOST, "batch": batch},
+            "extract": {"fetch_pages": False, "workers": workers},
+        }
+    )
 
 
 @dataclass
@@ -128,16 +138,27 @@ class CycleFigures:
 
 
 async def _cycles(
-    farm: ServerFarm, url: str, workers: int, feeds: int, profile: bool,
+    farm: ServerFarm,
+    url: str,
+    workers: int,
+    feeds: int,
+    profile: bool,
     concurrency: int = CONCURRENCY,
 ) -> tuple[CycleFigures, CycleFigures, CycleFigures]:
     settings = bench_settings(url, workers, feeds, concurrency)
     store = Store.open(url)
     specs = [
-        FeedSpec(name=f"o{h}/f{j}", outlet=f"o{h}", outlet_name=f"Outlet {h}",
-                     url=f"{base}/feeds/{j}.xml", interval=timedelta(minutes=15),
-                     language="en", tags=())
-        for h, base in enumerate(farm.bases) for j in range(feeds // len(farm.bases))
+        FeedSpec(
+            name=f"o{h}/f{j}",
+            outlet=f"o{h}",
+            outlet_name=f"Outlet {h}",
+            url=f"{base}/feeds/{j}.xml",
+            interval=timedelta(minutes=15),
+            language="en",
+            tags=(),
+        )
+        for h, base in enumerate(farm.bases)
+        for j in range(feeds // len(farm.bases))
     ]
     store.sync_feeds(specs, utcnow())
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -172,14 +193,28 @@ async def _cycles(
                 seconds = time.perf_counter() - started
                 cpu = time.process_time() - cpu
                 s = farm.stats()
-                errors = Counter((o.error or "").split(": ", 1)[-1]
-                                 for o in summary.outcomes if o.error)
-                figures.append(CycleFigures(seconds, cpu, summary, s.wire_bytes, s.body_bytes,
-                                            fetcher.bytes_received, s.requests, s.statuses,
-                                            s.max_in_flight_per_host, dict(errors)))
-                print(f"    {cycle}: {seconds:.2f} s (CPU {cpu:.2f} s), {summary.line()}; "
-                      f"server: {s.requests} requests {s.statuses}, {s.wire_bytes:,} bytes",
-                      flush=True)
+                errors = Counter(
+                    (o.error or "").split(": ", 1)[-1] for o in summary.outcomes if o.error
+                )
+                figures.append(
+                    CycleFigures(
+                        seconds,
+                        cpu,
+                        summary,
+                        s.wire_bytes,
+                        s.body_bytes,
+                        fetcher.bytes_received,
+                        s.requests,
+                        s.statuses,
+                        s.max_in_flight_per_host,
+                        dict(errors),
+                    )
+                )
+                print(
+                    f"    {cycle}: {seconds:.2f} s (CPU {cpu:.2f} s), {summary.line()}; "
+                    f"server: {s.requests} requests {s.statuses}, {s.wire_bytes:,} bytes",
+                    flush=True,
+                )
                 if prof:
                     out = io.StringIO()
                     order = os.environ.get("SORT", "cumulative")
@@ -192,44 +227,76 @@ async def _cycles(
     return figures[0], figures[1], figures[2]
 
 
-def _report(result: Result, label: str, figures: tuple[CycleFigures, ...], feeds: int,
-            targets: bool) -> None:
+def _report(
+    result: Result, label: str, figures: tuple[CycleFigures, ...], feeds: int, targets: bool
+) -> None:
     cold, warm, refetch = figures
     ok_cold = cold.summary.polled == feeds and not cold.summary.errors
     ok_warm = warm.summary.not_modified == feeds
     ok_refetch = refetch.summary.polled == feeds and not refetch.summary.new
     if not (ok_warm and ok_refetch):
-        result.note(f"{label}: UNEXPECTED OUTCOMES cold: {cold.summary.line()}; "
-                    f"warm: {warm.summary.line()}; refetch: {refetch.summary.line()}")
+        result.note(
+            f"{label}: UNEXPECTED OUTCOMES cold: {cold.summary.line()}; "
+            f"warm: {warm.summary.line()}; refetch: {refetch.summary.line()}"
+        )
     ratio = warm.wire_bytes / cold.wire_bytes if cold.wire_bytes else 0.0
 
     def target(text: str, met: bool) -> dict[str, Any]:
         return {"target": text, "met": met} if targets else {}
 
-    result.add(f"{label}: cold cycle (first poll, {cold.summary.new:,} new articles)",
-               cold.seconds, "s",
-               **target(f"<= {COLD_TARGET:.0f} s", cold.seconds <= COLD_TARGET and ok_cold))
-    result.add(f"{label}: warm cycle (all 304)", warm.seconds, "s",
-               **target(f"<= {WARM_TARGET:.0f} s", warm.seconds <= WARM_TARGET and ok_warm))
-    result.add(f"{label}: cold re-fetch (all 200, every entry already stored)", refetch.seconds,
-               "s")
-    result.add(f"{label}: bytes received, cold / warm (wire, headers included)",
-               f"{cold.wire_bytes:,} / {warm.wire_bytes:,}", "B")
-    result.add(f"{label}: warm / cold bytes", 100 * ratio, "%",
-               **target(f"<= {100 * BYTES_TARGET:.0f} %", ratio <= BYTES_TARGET))
-    result.add(f"{label}: FetchResult.bytes_received sum, cold / warm",
-               f"{cold.client_bytes:,} / {warm.client_bytes:,}", "B")
+    result.add(
+        f"{label}: cold cycle (first poll, {cold.summary.new:,} new articles)",
+        cold.seconds,
+        "s",
+        **target(f"<= {COLD_TARGET:.0f} s", cold.seconds <= COLD_TARGET and ok_cold),
+    )
+    result.add(
+        f"{label}: warm cycle (all 304)",
+        warm.seconds,
+        "s",
+        **target(f"<= {WARM_TARGET:.0f} s", warm.seconds <= WARM_TARGET and ok_warm),
+    )
+    result.add(
+        f"{label}: cold re-fetch (all 200, every entry already stored)", refetch.seconds, "s"
+    )
+    result.add(
+        f"{label}: bytes received, cold / warm (wire, headers included)",
+        f"{cold.wire_bytes:,} / {warm.wire_bytes:,}",
+        "B",
+    )
+    result.add(
+        f"{label}: warm / cold bytes",
+        100 * ratio,
+        "%",
+        **target(f"<= {100 * BYTES_TARGET:.0f} %", ratio <= BYTES_TARGET),
+    )
+    result.add(
+        f"{label}: FetchResult.bytes_received sum, cold / warm",
+        f"{cold.client_bytes:,} / {warm.client_bytes:,}",
+        "B",
+    )
     result.add(f"{label}: most requests in flight to one host", cold.max_in_flight)
-    result.add(f"{label}: CPU of the pipeline process, cold / warm / re-fetch",
-               f"{cold.cpu:.1f} / {warm.cpu:.1f} / {refetch.cpu:.1f}", "s")
+    result.add(
+        f"{label}: CPU of the pipeline process, cold / warm / re-fetch",
+        f"{cold.cpu:.1f} / {warm.cpu:.1f} / {refetch.cpu:.1f}",
+        "s",
+    )
     for name, fig in (("cold", cold), ("warm", warm), ("re-fetch", refetch)):
         if fig.errors:
-            reasons = "; ".join(f"{n} x {why}" for why, n in sorted(fig.errors.items(),
-                                                                      key=lambda kv: -kv[1]))
-            result.add(f"{label}: feeds failed in the {name} cycle (servers never fail)",
-                       sum(fig.errors.values()), "", target="0", met=False)
-            result.note(f"{label}, {name} cycle: {reasons} (polled again, untimed, before the "
-                        "next timed cycle)")
+            reasons = "; ".join(
+                f"{n} x {why}" for why, n in sorted(fig.errors.items(), key=lambda kv: -kv[1])
+            )
+            result.add(
+                f"{label}: feeds failed in the {name} cycle (servers never fail)",
+                sum(fig.errors.values()),
+                "",
+                target="0",
+                met=False,
+            )
+            result.note(
+                f"{label}, {name} cycle: {reasons} (polled again, untimed, before the "
+                "next timed cycle)"
+            )
 
 
 VARIANTS = {
@@ -246,12 +313,18 @@ def main() -> None:
     started = time.monotonic()
     full_hosts = 10 if args.quick else HOSTS
     feeds = full_hosts * FEEDS_PER_HOST
-    result = Result("poll_cycle", f"Poll cycle of {feeds:,} feeds",
-                    ".venv/bin/python -m tests.benchmarks.poll_cycle")
+    result = Result(
+        "poll_cycle",
+        f"Poll cycle of {feeds:,} feeds",
+        ".venv/bin/python -m tests.benchmarks.poll_cycle",
+    )
     floor = -(-FEEDS_PER_HOST // PER_HOST) * LATENCY
-    print(f"poll cycle: {feeds} feeds on {full_hosts} hosts x {FEEDS_PER_HOST}, "
-          f"{LATENCY * 1000:.0f} ms latency, polling.concurrency={CONCURRENCY}, "
-          f"per_host={PER_HOST}, batch={feeds}; latency floor per cycle {floor:.1f} s", flush=True)
+    print(
+        f"poll cycle: {feeds} feeds on {full_hosts} hosts x {FEEDS_PER_HOST}, "
+        f"{LATENCY * 1000:.0f} ms latency, polling.concurrency={CONCURRENCY}, "
+        f"per_host={PER_HOST}, batch={feeds}; latency floor per cycle {floor:.1f} s",
+        flush=True,
+    )
     pg = postgres_available()
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         for n, name in enumerate(args.variants.split(",")):
@@ -277,14 +350,16 @@ def main() -> None:
         f"its own process. polling.concurrency={CONCURRENCY} (= hosts x per_host {PER_HOST}), "
         f"polling.batch={feeds}, extract.fetch_pages=false, extract.workers=2 (the daemon's "
         f"process pool) unless noted; the floor set by latency and per_host alone is "
-        f"{floor:.1f} s per cycle.")
+        f"{floor:.1f} s per cycle."
+    )
     result.note(
         "Cold: the first poll of a fresh store, so every entry is parsed, extracted (from the "
         f"feed's content) and stored: {feeds * ENTRIES:,} new articles. Warm: the same feeds "
         "again, every one a 304 to If-None-Match. Cold re-fetch: the servers then stop sending "
         "validators, so every feed is a 200 again but every entry is known (fetch + parse + "
         "bookkeeping only). Bytes are what the servers wrote (status line, headers and body); "
-        "FetchResult.bytes_received counts body bytes only, so it is 0 for a 304.")
+        "FetchResult.bytes_received counts body bytes only, so it is 0 for a 304."
+    )
     finish(result, args.json, started)
 
 
