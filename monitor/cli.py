@@ -46,8 +46,11 @@ def main(ctx: click.Context, config_dir: Path, verbose: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # one line per scheduler tick and per HTTP request would bury what matters in the journal
-    for chatty in ("apscheduler", "httpx", "httpcore"):
+    # One line per scheduler tick and per HTTP request would bury what matters in the journal.
+    # APScheduler also warns whenever a tick is skipped because the previous one (waiting for
+    # the database thread) is still running: harmless, since the next tick claims what is due.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.ERROR))
+    for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     ctx.obj = config_dir
 
