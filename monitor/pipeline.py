@@ -25,7 +25,7 @@ from monitor.extract import content_hash, extract
 from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
 from monitor.parse import parse
 from monitor.schedule import backoff_delay, next_poll_after_success
-from monitor.store import FeedState, NewArticle, Store
+from monitor.store import EntryToStore, FeedState, Ingested, NewArticle, Store
 
 log = logging.getLogger(__name__)
 
@@ -240,17 +240,22 @@ async def _store_entries(
             problems.append(f"lease lost after {start} entries; the rest is left to its holder")
             return counts, problems, False
         pages = await asyncio.gather(*(_fetch_page(rt, e) for e in batch))
-        for entry, page in zip(batch, pages, strict=True):
-            if page.problem:
-                problems.append(page.problem)
-            try:
-                extracted = await _extract(rt, page, entry, learned)
-                outcome, learned = await rt.on_db(
-                    _store_one, rt, feed, entry, page, extracted, learned
+        problems.extend(page.problem for page in pages if page.problem)
+        extracted = await _extract_batch(rt, batch, pages, learned)
+        ready = []
+        for entry, page, ex in zip(batch, pages, extracted, strict=True):
+            if isinstance(ex, str):
+                log.warning(
+                    "feed %s: entry %s could not be extracted: %s", feed.name, entry.guid, ex
                 )
-            except Exception as err:  # one bad entry must not cost the feed its other entries
-                log.exception("feed %s: entry %s could not be stored", feed.name, entry.guid)
-                problems.append(f"entry {entry.link or entry.guid}: {type(err).__name__}: {err}")
+                problems.append(f"entry {entry.link or entry.guid}: {ex}")
+                complete = False
+            else:
+                ready.append((entry, page, ex))
+        outcomes, learned = await rt.on_db(_store_batch, rt, feed, ready, learned)
+        for (entry, _, _), outcome in zip(ready, outcomes, strict=True):
+            if outcome.startswith("error: "):  # one bad entry must not cost the feed the others
+                problems.append(f"entry {entry.link or entry.guid}: {outcome[7:]}")
                 complete = False
                 continue
             counts[outcome] += 1
@@ -297,34 +302,111 @@ async def _fetch_page(rt: Runtime, entry: FeedEntry) -> Page:
     return Page(fetched.body, fetched.final_url)
 
 
-async def _extract(rt: Runtime, page: Page, entry: FeedEntry, learned: frozenset[str]) -> Extracted:
-    url = page.url or entry.link or ""
-    return await rt.on_cpu(extract, page.html, url, entry, learned, rt.settings.extract.min_chars)
+async def _extract_batch(
+    rt: Runtime,
+    entries: Sequence[FeedEntry],
+    pages: Sequence[Page],
+    learned: frozenset[str],
+) -> list[Extracted | str]:
+    """Extract each entry (a str says why one failed), in the extractor pool.
+
+    A fetched page is a job of its own (trafilatura is the heavy part, so pages spread over
+    the pool's processes); the entries that only have the feed's content are cheap and go as
+    one job, which saves a round trip to the pool per entry."""
+    jobs = [
+        (page.html, page.url or entry.link or "", entry)
+        for entry, page in zip(entries, pages, strict=True)
+    ]
+    min_chars = rt.settings.extract.min_chars
+    with_page = [i for i, job in enumerate(jobs) if job[0]]
+    feed_only = [i for i, job in enumerate(jobs) if not job[0]]
+    groups = [[i] for i in with_page] + ([feed_only] if feed_only else [])
+    results = await asyncio.gather(
+        *(rt.on_cpu(extract_each, [jobs[i] for i in group], learned, min_chars) for group in groups)
+    )
+    out: list[Extracted | str] = [""] * len(jobs)
+    for group, extracted in zip(groups, results, strict=True):
+        for i, ex in zip(group, extracted, strict=True):
+            out[i] = ex
+    return out
 
 
-def _store_one(
+def extract_each(
+    jobs: Sequence[tuple[bytes | None, str, FeedEntry]], learned: frozenset[str], min_chars: int
+) -> list[Extracted | str]:
+    """extract() over several entries (a pool job); a failure is returned as its message."""
+    out: list[Extracted | str] = []
+    for html, url, entry in jobs:
+        try:
+            out.append(extract(html, url, entry, learned, min_chars))
+        except Exception as err:  # a page that breaks the extractor must not cost the others
+            out.append(f"{type(err).__name__}: {err}")
+    return out
+
+
+def _store_batch(
     rt: Runtime,
     feed: FeedState,
-    entry: FeedEntry,
-    page: Page,
-    ex: Extracted,
+    items: Sequence[tuple[FeedEntry, Page, Extracted]],
     learned: frozenset[str],
-) -> tuple[str, frozenset[str]]:
-    """Dedupe and store one extracted entry, then let its page teach the outlet's boilerplate."""
+) -> tuple[list[str], frozenset[str]]:
+    """Dedupe and store extracted entries in one transaction, then let their pages teach the
+    outlet's boilerplate. Returns each entry's outcome ("error: ..." when it failed)."""
+    if not items:
+        return [], learned
     now = rt.clock()
-    # Another feed of the same outlet, polled concurrently, may have learned lines since this
-    # entry was extracted: clean with the newest set, or a stale copy would look like an edit.
+    # The pages this outlet had not carried teach the learner first, so that this batch is
+    # already cleaned of the lines they reveal (two copies of one story differing only in
+    # boilerplate must hash alike). Another feed of the same outlet, polled concurrently, may
+    # have learned lines since these entries were extracted: the newest set is used as well.
     min_pages = rt.settings.extract.boilerplate_min_pages
-    current = rt.store.learned_boilerplate(feed.outlet_id, min_pages)
+    current = learned | rt.store.learned_boilerplate(feed.outlet_id, min_pages)
+    pages = {
+        link: ex
+        for (entry, page, ex) in items
+        if ex.source == "page" and (link := _entry_link(page, entry))
+    }
+    new = rt.store.pages_new_to_outlet(feed.outlet_id, list(pages))
+    if new:
+        current = _learn(rt, feed, [pages[link] for link in pages if link in new], current)
     if current != learned:
-        learned = learned | current
-        ex = replace(ex, text="\n".join(boilerplate.clean(ex.lines, learned)))
+        learned = current
+        items = [
+            (entry, page, replace(ex, text="\n".join(boilerplate.clean(ex.lines, learned))))
+            for entry, page, ex in items
+        ]
+    rows = [_entry_to_store(rt, feed, entry, page, ex, now) for entry, page, ex in items]
+    stored: list[Ingested | str]
+    try:
+        stored = list(rt.store.ingest_many(feed, rows, now))
+    except Exception:  # store them one by one, so only the entry at fault is lost
+        stored = [_ingest_alone(rt, feed, row, now) for row in rows]
+    outcomes = []
+    for row, result in zip(rows, stored, strict=True):
+        if isinstance(result, str):
+            outcomes.append(f"error: {result}")
+            continue
+        outcome = {"duplicate": "duplicates", "revision": "revisions"}.get(
+            result.outcome, result.outcome
+        )
+        outcomes.append("backlog" if outcome == "new" and row.article.backlog else outcome)
+    return outcomes, learned
+
+
+def _entry_link(page: Page, entry: FeedEntry) -> str | None:
+    """The address of the entry's page: where its link redirected to, else the link, each in
+    canonical form (no trackers, no fragment)."""
+    return canonical_url(page.url or "") or canonical_url(entry.link or "")
+
+
+def _entry_to_store(
+    rt: Runtime, feed: FeedState, entry: FeedEntry, page: Page, ex: Extracted, now: datetime
+) -> EntryToStore:
     window = rt.settings.polling.first_run_window
     published = ex.published or entry.published
     backlog = feed.first_poll and (published is None or published < now - window)
-    # The address the entry is known by: the page's own rel=canonical, else where its link
-    # redirected to, else the link, each in canonical form (no trackers, no fragment).
-    link = canonical_url(page.url or "") or canonical_url(entry.link or "")
+    # The address the entry is known by: the page's own rel=canonical, else its page's.
+    link = _entry_link(page, entry)
     url = ex.canonical_url or link or f"urn:monitor:{feed.name}:{entry.guid}"
     article = NewArticle(
         canonical_url=url,
@@ -340,25 +422,32 @@ def _store_one(
     )
     # A page that failed is retried on the next poll: the entry is not recorded as fully seen.
     entry_hash = entry.entry_hash + ("~page-failed" if page.problem else "")
-    stored = rt.store.ingest(feed, entry.guid, entry_hash, link, article, now)
-    if stored.new_page_for_outlet and ex.source == "page":
-        learned = _learn(rt, feed, ex, learned)
-    outcome = {"duplicate": "duplicates", "revision": "revisions"}.get(
-        stored.outcome, stored.outcome
-    )
-    if outcome == "new" and backlog:
-        outcome = "backlog"
-    return outcome, learned
+    return EntryToStore(entry.guid, entry_hash, link, article)
 
 
-def _learn(rt: Runtime, feed: FeedState, ex: Extracted, learned: frozenset[str]) -> frozenset[str]:
-    """Count this page's lines for the outlet; lines that just became boilerplate are also
+def _ingest_alone(rt: Runtime, feed: FeedState, row: EntryToStore, now: datetime) -> Ingested | str:
+    try:
+        return rt.store.ingest_many(feed, [row], now)[0]
+    except Exception as err:
+        log.exception("feed %s: entry %s could not be stored", feed.name, row.guid)
+        return f"{type(err).__name__}: {err}"
+
+
+def _learn(
+    rt: Runtime, feed: FeedState, pages: Sequence[Extracted], learned: frozenset[str]
+) -> frozenset[str]:
+    """Count these pages' lines for the outlet; lines that just became boilerplate are also
     removed from the outlet's texts stored before the learner knew them."""
-    keys = boilerplate.page_keys(ex.lines)
-    samples = {boilerplate.line_key(line): line for line in ex.lines}
+    samples: dict[str, str] = {}
+    per_page = []
+    for ex in pages:
+        samples.update({boilerplate.line_key(line): line for line in ex.lines})
+        per_page.append(boilerplate.page_keys(ex.lines))
     min_pages = rt.settings.extract.boilerplate_min_pages
     fresh = rt.store.learn_boilerplate(
-        feed.outlet_id, {k: samples.get(k, "") for k in keys}, min_pages
+        feed.outlet_id,
+        [{k: samples.get(k, "") for k in keys} for keys in per_page],
+        min_pages,
     )
     if not fresh:
         return learned

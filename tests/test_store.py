@@ -163,9 +163,12 @@ def test_the_same_text_at_another_outlets_url_is_a_duplicate_by_hash(store, cloc
     store.sync_feeds([spec("a"), spec("m", outlet="mirror")], clock())
     a, m = claim_one(store, "a", clock), claim_one(store, "m", clock)
     first = store.ingest(a, "g1", "h", "http://x/1", article("http://x/1"), clock())
+    assert store.pages_new_to_outlet(m.outlet_id, ["http://mirror/9"]) == {"http://mirror/9"}
     copy = store.ingest(m, "g9", "h", "http://mirror/9", article("http://mirror/9"), clock())
     assert copy.outcome == "duplicate" and copy.article_id == first.article_id
-    assert copy.new_page_for_outlet
+    assert store.pages_new_to_outlet(m.outlet_id, ["http://mirror/9", "http://x/1"]) == {
+        "http://x/1"  # the mirror outlet carried /9 now; /1 is the other outlet's page
+    }
     (view,) = store.articles()
     assert view.outlets == ("mirror", "rferl")
 
@@ -216,7 +219,7 @@ def test_a_line_becomes_boilerplate_on_the_configured_page_count(store, clock):
     store.sync_feeds([spec("a")], clock())
     a = claim_one(store, "a", clock)
     learned = [
-        store.learn_boilerplate(a.outlet_id, {"k1": "Share this:", f"p{i}": "story"}, 3)
+        store.learn_boilerplate(a.outlet_id, [{"k1": "Share this:", f"p{i}": "story"}], 3)
         for i in range(4)
     ]
     assert learned == [frozenset(), frozenset(), frozenset({"k1"}), frozenset()]

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from monitor.store.store import (
-    ArticleView,
-    FeedHealth,
-    FeedState,
-    Ingested,
-    NewArticle,
-    Store,
-)
+from monitor.store.ingest import EntryToStore, Ingested, NewArticle
+from monitor.store.store import ArticleView, FeedHealth, FeedState, Store
 
 __all__ = [
     "ArticleView",
+    "EntryToStore",
     "FeedHealth",
     "FeedState",
     "Ingested",

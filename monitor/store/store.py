@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from monitor.config import FeedSpec
+from monitor.store.ingest import EntryToStore, Ingested, NewArticle, ingest_batch
 from monitor.store.schema import (
     article_revisions,
     article_sources,
@@ -32,10 +34,6 @@ from monitor.store.schema import (
     feeds,
     outlets,
 )
-
-# Texts shorter than this (a bare headline, an empty page) are too generic to prove two articles
-# are the same by hash alone; they are deduplicated by URL and GUID only.
-MIN_CHARS_FOR_HASH_DEDUPE = 100
 
 
 @dataclass(frozen=True)
@@ -88,17 +86,6 @@ class ArticleView:
     backlog: bool
     text_source: str
     text: str
-
-
-@dataclass(frozen=True)
-class Ingested:
-    """What storing one feed entry did."""
-
-    outcome: str  # "new", "duplicate" (another source of a stored article), "revision", "unchanged"
-    article_id: int
-    new_page_for_outlet: (
-        bool  # the outlet had not carried this article: its lines teach the learner
-    )
 
 
 class Store:
@@ -412,50 +399,23 @@ class Store:
         article: NewArticle,
         now: datetime,
     ) -> Ingested:
-        """Store one entry: a new article, another source of a known one, or a new revision.
+        """Store one entry: a new article, another source of a known one, or a new revision."""
+        return self.ingest_many(feed, [EntryToStore(guid, entry_hash, link, article)], now)[0]
+
+    def ingest_many(
+        self, feed: FeedState, entries: Sequence[EntryToStore], now: datetime
+    ) -> list[Ingested]:
+        """Store a batch of one feed's entries in one transaction (see monitor.store.ingest).
 
         A race with another worker inserting the same URL is retried once: the second attempt
         finds the other worker's row and records this entry as a source of it.
         """
         try:
-            return self._ingest(feed, guid, entry_hash, link, article, now)
+            with self.engine.begin() as c:
+                return ingest_batch(c, feed, entries, now)
         except IntegrityError:
-            return self._ingest(feed, guid, entry_hash, link, article, now)
-
-    def _ingest(
-        self,
-        feed: FeedState,
-        guid: str,
-        entry_hash: str,
-        link: str | None,
-        new: NewArticle,
-        now: datetime,
-    ) -> Ingested:
-        new = new.without_nul()
-        with self.engine.begin() as c:
-            article_id = _known_article(c, feed, guid, link, new)
-            if article_id is None:
-                article_id = _insert_article(c, feed, guid, new, now)
-                outcome = "new"
-            else:
-                outcome = (
-                    _maybe_revise(c, article_id, feed.outlet_id, link, new, now) or "duplicate"
-                )
-            new_page = not c.execute(
-                select(article_sources.c.id)
-                .where(
-                    article_sources.c.outlet_id == feed.outlet_id,
-                    article_sources.c.url == link
-                    if link
-                    else article_sources.c.article_id == article_id,
-                )
-                .limit(1)
-            ).first()
-            title = new.entry_title or new.title
-            known = _upsert_source(c, feed, guid, entry_hash, link, title, article_id, now)
-            if known and outcome == "duplicate":
-                outcome = "unchanged"  # the feed edited the entry, the article text is the same
-            return Ingested(outcome, article_id, new_page)
+            with self.engine.begin() as c:
+                return ingest_batch(c, feed, entries, now)
 
     def touch_sources(self, feed_id: int, guids: Sequence[str], now: datetime) -> None:
         """These entries are still in the feed: retention keeps their articles."""
@@ -561,39 +521,56 @@ class Store:
         with self.engine.connect() as c:
             return frozenset(c.execute(query).scalars())
 
+    def pages_new_to_outlet(self, outlet_id: int, urls: Sequence[str]) -> set[str]:
+        """The URLs the outlet has no source at yet: pages whose lines the learner has not
+        counted (a page counted twice would make its own text look like boilerplate)."""
+        query = select(article_sources.c.url).where(
+            article_sources.c.outlet_id == outlet_id, article_sources.c.url.in_(list(urls))
+        )
+        with self.engine.connect() as c:
+            return set(urls) - set(c.execute(query).scalars())
+
     def learn_boilerplate(
-        self, outlet_id: int, page_lines: dict[str, str], min_pages: int
+        self, outlet_id: int, pages: Sequence[dict[str, str]], min_pages: int
     ) -> frozenset[str]:
-        """Count one more page for each line key; return the keys that just became boilerplate."""
-        if not page_lines:
+        """Count one more page for each line key of each page (key -> a sample line); return
+        the keys that just became boilerplate."""
+        seen_in = Counter(k for page in pages for k in page)
+        samples = {k: s for page in pages for k, s in page.items()}
+        if not seen_in:
             return frozenset()
         with self.engine.begin() as c:
             counts = dict(
                 c.execute(
                     select(boilerplate_lines.c.line_key, boilerplate_lines.c.pages).where(
                         boilerplate_lines.c.outlet_id == outlet_id,
-                        boilerplate_lines.c.line_key.in_(list(page_lines)),
+                        boilerplate_lines.c.line_key.in_(list(seen_in)),
                     )
                 ).all()
             )
             fresh = [
-                {"outlet_id": outlet_id, "line_key": k, "pages": 1, "sample": s[:500]}
-                for k, s in page_lines.items()
+                {"outlet_id": outlet_id, "line_key": k, "pages": n, "sample": samples[k][:500]}
+                for k, n in seen_in.items()
                 if k not in counts
             ]
             if fresh:
                 c.execute(insert(boilerplate_lines), fresh)
-            seen = [k for k in page_lines if k in counts]
-            if seen:
+            by_increment: dict[int, list[str]] = {}
+            for k, n in seen_in.items():
+                if k in counts:
+                    by_increment.setdefault(n, []).append(k)
+            for n, keys in by_increment.items():
                 c.execute(
                     update(boilerplate_lines)
                     .where(
                         boilerplate_lines.c.outlet_id == outlet_id,
-                        boilerplate_lines.c.line_key.in_(seen),
+                        boilerplate_lines.c.line_key.in_(keys),
                     )
-                    .values(pages=boilerplate_lines.c.pages + 1)
+                    .values(pages=boilerplate_lines.c.pages + n)
                 )
-        return frozenset(k for k in page_lines if counts.get(k, 0) + 1 == min_pages)
+        return frozenset(
+            k for k, n in seen_in.items() if counts.get(k, 0) < min_pages <= counts.get(k, 0) + n
+        )
 
     def rewrite_outlet_texts(
         self,
@@ -623,105 +600,6 @@ class Store:
                     )
                     changed += 1
         return changed
-
-
-@dataclass(frozen=True)
-class NewArticle:
-    """An extracted article ready to store (built by the pipeline from Extracted)."""
-
-    canonical_url: str
-    title: str
-    author: str | None
-    published_at: datetime | None
-    language: str | None
-    text: str
-    text_source: str
-    content_hash: str
-    backlog: bool
-    entry_title: str = ""  # the feed's title for the entry (the page's may be a consent wall's)
-
-    def without_nul(self) -> NewArticle:
-        """PostgreSQL refuses NUL in text; a stray one must not make an entry unstorable."""
-        return replace(
-            self,
-            title=self.title.replace("\x00", ""),
-            text=self.text.replace("\x00", ""),
-            author=self.author.replace("\x00", "") if self.author else None,
-            canonical_url=self.canonical_url.replace("\x00", ""),
-        )
-
-
-def _known_article(
-    c: Connection, feed: FeedState, guid: str, link: str | None, new: NewArticle
-) -> int | None:
-    """The stored article this entry is another copy of: by canonical URL, by the feed's own
-    GUID (a story whose link changed), else by identical text."""
-    found = _article_at(c, new.canonical_url)
-    if found is None and link:
-        found = _article_at(c, link)
-    if found is None:
-        found = c.execute(
-            select(article_sources.c.article_id).where(
-                article_sources.c.feed_id == feed.id, article_sources.c.guid == guid
-            )
-        ).scalar()
-    if found is None and len(new.text) >= MIN_CHARS_FOR_HASH_DEDUPE:
-        found = _same_text(c, feed, new)
-    return found
-
-
-def _same_text(c: Connection, feed: FeedState, new: NewArticle) -> int | None:
-    """An article with identical text. Within one outlet, identical text under another headline
-    is not the same story but a wall every page shows (consent, paywall, error page)."""
-    found = c.execute(
-        select(articles.c.id, articles.c.outlet_id)
-        .where(articles.c.content_hash == new.content_hash)
-        .order_by(articles.c.id)
-        .limit(1)
-    ).first()
-    if found is None:
-        return None
-    if found.outlet_id != feed.outlet_id or not new.entry_title:
-        return int(found.id)
-    headlines = c.execute(
-        select(article_sources.c.title).where(
-            article_sources.c.article_id == found.id,
-            article_sources.c.outlet_id == feed.outlet_id,
-        )
-    ).scalars()
-    same = any(_fold(h or "") == _fold(new.entry_title) for h in headlines)
-    return int(found.id) if same else None
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def _insert_article(
-    c: Connection, feed: FeedState, guid: str, new: NewArticle, now: datetime
-) -> int:
-    return int(
-        c.execute(
-            insert(articles)
-            .values(
-                canonical_url=new.canonical_url,
-                guid=guid,
-                title=new.title,
-                author=new.author,
-                published_at=new.published_at,
-                first_seen_at=now,
-                updated_at=now,
-                language=new.language,
-                text=new.text,
-                text_source=new.text_source,
-                content_hash=new.content_hash,
-                revision=1,
-                backlog=new.backlog,
-                outlet_id=feed.outlet_id,
-            )
-            .returning(articles.c.id)
-        ).scalar_one()
-    )
 
 
 def _engine(url: str) -> Engine:
@@ -780,107 +658,6 @@ def _feed_state(r: Any) -> FeedState:
         consecutive_failures=r.consecutive_failures,
         first_poll=r.first_success_at is None,
     )
-
-
-def _article_at(c: Connection, url: str) -> int | None:
-    found = c.execute(select(articles.c.id).where(articles.c.canonical_url == url)).scalar()
-    if found is None:
-        found = c.execute(
-            select(article_sources.c.article_id).where(article_sources.c.url == url).limit(1)
-        ).scalar()
-    return found
-
-
-def _maybe_revise(
-    c: Connection,
-    article_id: int,
-    outlet_id: int,
-    link: str | None,
-    new: NewArticle,
-    now: datetime,
-) -> str | None:
-    """A changed text from the article's own page is a new revision; the old one is kept.
-
-    The page is the article's own when its outlet first stored it, or when it sits at the
-    article's canonical URL (the original arriving after a syndication partner whose copy
-    pointed rel=canonical at it: the original then takes the article over). Any other differing
-    copy is just another source and must not overwrite the text."""
-    cur = c.execute(select(articles).where(articles.c.id == article_id)).one()
-    owner = cur.outlet_id == outlet_id or (link is not None and link == cur.canonical_url)
-    if cur.content_hash == new.content_hash or not owner:
-        return None
-    if len(new.text) < len(cur.text) // 2 and new.text_source == "feed":
-        return None  # the page failed this time and the feed summary is shorter: not an edit
-    c.execute(
-        insert(article_revisions).values(
-            article_id=article_id,
-            revision=cur.revision,
-            title=cur.title,
-            text=cur.text,
-            content_hash=cur.content_hash,
-            replaced_at=now,
-        )
-    )
-    c.execute(
-        update(articles)
-        .where(articles.c.id == article_id)
-        .values(
-            title=new.title,
-            text=new.text,
-            content_hash=new.content_hash,
-            updated_at=now,
-            revision=cur.revision + 1,
-            text_source=new.text_source,
-            author=new.author or cur.author,
-            outlet_id=outlet_id,
-        )
-    )
-    return "revision"
-
-
-def _upsert_source(
-    c: Connection,
-    feed: FeedState,
-    guid: str,
-    entry_hash: str,
-    link: str | None,
-    title: str,
-    article_id: int,
-    now: datetime,
-) -> bool:
-    """Record that this feed carried the article; True when the entry was already known."""
-    existing = c.execute(
-        select(article_sources.c.id).where(
-            article_sources.c.feed_id == feed.id, article_sources.c.guid == guid
-        )
-    ).scalar()
-    if existing is not None:
-        c.execute(
-            update(article_sources)
-            .where(article_sources.c.id == existing)
-            .values(
-                entry_hash=entry_hash,
-                last_seen_at=now,
-                url=link,
-                title=title,
-                article_id=article_id,
-            )
-        )
-        return True
-    c.execute(
-        insert(article_sources).values(
-            article_id=article_id,
-            feed_id=feed.id,
-            outlet_id=feed.outlet_id,
-            url=link,
-            guid=guid,
-            title=title,
-            entry_hash=entry_hash,
-            first_seen_at=now,
-            last_seen_at=now,
-        )
-    )
-    return False
 
 
 def _outlets_of(c: Connection, article_ids: list[int]) -> dict[int, tuple[str, ...]]:
