@@ -324,3 +324,62 @@ def test_a_worker_does_not_reclaim_a_feed_it_is_still_polling(store, clock):
     assert store.claim_due_feeds("w1", clock(), timedelta(seconds=3), 10, exclude=[feed.id]) == []
     assert store.renew_leases([feed.id], "w1", clock() + timedelta(minutes=5)) == 1
     assert store.claim_due_feeds("w2", clock(), timedelta(seconds=3), 10) == []
+
+
+def test_a_batch_dedupes_against_its_own_earlier_entries(store, clock):
+    """ingest_many answers lookups from a prefetch; what the batch wrote must count too."""
+    from monitor.store import EntryToStore
+
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    same_text = "Sanctions were widened on Tuesday to cover shipping. " * 5
+    batch = [
+        EntryToStore("g1", "h1", "http://x/1", article("http://x/1")),
+        EntryToStore("g2", "h2", "http://x/1", article("http://x/1")),  # same URL, other GUID
+        EntryToStore("g3", "h3", "http://x/3", article("http://x/3", text=same_text)),
+        EntryToStore("g4", "h4", "http://x/4", article("http://x/4", text=same_text)),
+        EntryToStore("g1", "h1b", "http://x/1", article("http://x/1", text=same_text + "!")),
+    ]
+    results = store.ingest_many(a, batch, clock())
+    assert [r.outcome for r in results] == ["new", "duplicate", "new", "duplicate", "revision"]
+    assert results[1].article_id == results[0].article_id == results[4].article_id
+    assert results[3].article_id == results[2].article_id
+    assert store.counts()["articles"] == 2 and store.counts()["sources"] == 4
+
+
+def test_a_batch_sees_rows_stored_before_it_and_one_entry_at_a_time_agrees(store, clock):
+    from monitor.store import EntryToStore
+
+    store.sync_feeds([spec("a"), spec("m", outlet="mirror")], clock())
+    a, m = claim_one(store, "a", clock), claim_one(store, "m", clock)
+    first = store.ingest(a, "g1", "h", "http://x/1", article("http://x/1"), clock())
+    results = store.ingest_many(
+        m,
+        [
+            EntryToStore("m1", "h", "http://mirror/1", article("http://mirror/1")),  # by text
+            # rel=canonical to the original: another source, its different text is no edit
+            EntryToStore("m2", "h", "http://mirror/2", article("http://x/1", text="x" * 300)),
+            EntryToStore("m3", "h", "http://mirror/3", article("http://mirror/3", text="y" * 300)),
+        ],
+        clock(),
+    )
+    assert [r.outcome for r in results] == ["duplicate", "duplicate", "new"]
+    assert results[0].article_id == results[1].article_id == first.article_id
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path, clock):
+    """Reads take no write lock: `monitor articles` answers while the daemon holds a write."""
+    import threading
+
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
+    store.sync_feeds([spec("a")], clock())
+    other = Store.open(f"sqlite:///{tmp_path / 'm.db'}", migrate=False)
+    answered = threading.Event()
+    with other.engine.begin() as c:  # BEGIN IMMEDIATE: holds the write lock until the end
+        c.execute(text("UPDATE feeds SET last_status = 200"))
+        reader = threading.Thread(target=lambda: (store.counts(), answered.set()))
+        reader.start()
+        assert answered.wait(10), "a read waited for the writer's lock"
+    reader.join()
+    other.close()
+    store.close()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from monitor.store.schema import article_revisions, article_sources, articles
 
@@ -252,31 +252,33 @@ def _fold(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
+# Statements built once: building insert().values(...) afresh for each row cost more CPU than
+# SQLite spent running it.
+_INSERT_ARTICLE = insert(articles).returning(articles.c.id)
+_INSERT_SOURCE = insert(article_sources).returning(article_sources.c.id)
+_UPDATE_SOURCE = update(article_sources).where(article_sources.c.id == bindparam("source_id"))
+
+
 def _insert_article(
     c: Connection, feed: FeedState, guid: str, new: NewArticle, now: datetime
 ) -> int:
-    return int(
-        c.execute(
-            insert(articles)
-            .values(
-                canonical_url=new.canonical_url,
-                guid=guid,
-                title=new.title,
-                author=new.author,
-                published_at=new.published_at,
-                first_seen_at=now,
-                updated_at=now,
-                language=new.language,
-                text=new.text,
-                text_source=new.text_source,
-                content_hash=new.content_hash,
-                revision=1,
-                backlog=new.backlog,
-                outlet_id=feed.outlet_id,
-            )
-            .returning(articles.c.id)
-        ).scalar_one()
-    )
+    row = {
+        "canonical_url": new.canonical_url,
+        "guid": guid,
+        "title": new.title,
+        "author": new.author,
+        "published_at": new.published_at,
+        "first_seen_at": now,
+        "updated_at": now,
+        "language": new.language,
+        "text": new.text,
+        "text_source": new.text_source,
+        "content_hash": new.content_hash,
+        "revision": 1,
+        "backlog": new.backlog,
+        "outlet_id": feed.outlet_id,
+    }
+    return int(c.execute(_INSERT_ARTICLE, row).scalar_one())
 
 
 def _maybe_revise(
@@ -347,20 +349,17 @@ def _upsert_source(
     }
     if existing is not None:
         source_id = existing[0]
-        c.execute(update(article_sources).where(article_sources.c.id == source_id).values(values))
+        c.execute(_UPDATE_SOURCE, {"source_id": source_id, **values})
         seen.source_moved()
         seen.source_written(entry, source_id, article_id)
         return True
-    source_id = c.execute(
-        insert(article_sources)
-        .values(
-            feed_id=feed.id,
-            outlet_id=feed.outlet_id,
-            guid=entry.guid,
-            first_seen_at=now,
-            **values,
-        )
-        .returning(article_sources.c.id)
-    ).scalar_one()
+    row = {
+        "feed_id": feed.id,
+        "outlet_id": feed.outlet_id,
+        "guid": entry.guid,
+        "first_seen_at": now,
+        **values,
+    }
+    source_id = c.execute(_INSERT_SOURCE, row).scalar_one()
     seen.source_written(entry, source_id, article_id)
     return False

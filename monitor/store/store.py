@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -125,6 +127,11 @@ class Store:
         return self.engine.dialect.name
 
     # -- feeds and their schedule ---------------------------------------------------------------
+    def _read(self) -> Connection:
+        """A connection for reading only: on SQLite its transaction is deferred, so it reads a
+        WAL snapshot without waiting for (or holding up) a writer."""
+        return self.engine.connect().execution_options(monitor_read_only=True)
+
     def sync_feeds(self, specs: Iterable[FeedSpec], now: datetime, retire: bool = True) -> None:
         """Make feeds match the config: add new ones (due now), update changed, and retire
         those no longer configured. Only the daemon retires: a one-off command run with
@@ -332,18 +339,20 @@ class Store:
     ) -> None:
         # Fenced on the owner: if our lease expired and another worker took the feed, its
         # bookkeeping wins and ours is dropped.
+        sql = {k: v for k, v in values.items() if isinstance(v, ColumnElement)}
+        params = {
+            "feed_id": feed.id,
+            "owner": owner,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_polled_at": now,
+            "next_poll_at": next_poll_at,
+            **{k: v for k, v in values.items() if k not in sql},
+        }
+        # Plain values use one statement built once (most polls end there); SQL expressions
+        # (failure counters) need a statement of their own.
         with self.engine.begin() as c:
-            c.execute(
-                update(feeds)
-                .where(feeds.c.id == feed.id, feeds.c.lease_owner == owner)
-                .values(
-                    lease_owner=None,
-                    lease_until=None,
-                    last_polled_at=now,
-                    next_poll_at=next_poll_at,
-                    **values,
-                )
-            )
+            c.execute(_FINISH.values(**sql) if sql else _FINISH, params)
 
     def feed_health(self) -> list[FeedHealth]:
         counts = (
@@ -357,7 +366,7 @@ class Store:
             .outerjoin(counts, counts.c.feed_id == feeds.c.id)
             .order_by(outlets.c.slug, feeds.c.name)
         )
-        with self.engine.connect() as c:
+        with self._read() as c:
             return [
                 FeedHealth(
                     name=r.name,
@@ -387,7 +396,7 @@ class Store:
         query = select(article_sources.c.guid, article_sources.c.entry_hash).where(
             article_sources.c.feed_id == feed_id, article_sources.c.guid.in_(list(guids))
         )
-        with self.engine.connect() as c:
+        with self._read() as c:
             return {r.guid: r.entry_hash for r in c.execute(query)}
 
     def ingest(
@@ -460,7 +469,7 @@ class Store:
                     .where(outlets.c.slug == outlet)
                 )
             )
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(query.limit(limit)).all()
             sources = _outlets_of(c, [r.id for r in rows])
         return [
@@ -482,7 +491,7 @@ class Store:
         ]
 
     def counts(self) -> dict[str, int]:
-        with self.engine.connect() as c:
+        with self._read() as c:
             return {
                 "articles": c.execute(select(func.count()).select_from(articles)).scalar_one(),
                 "sources": c.execute(
@@ -518,7 +527,7 @@ class Store:
         query = select(boilerplate_lines.c.line_key).where(
             boilerplate_lines.c.outlet_id == outlet_id, boilerplate_lines.c.pages >= min_pages
         )
-        with self.engine.connect() as c:
+        with self._read() as c:
             return frozenset(c.execute(query).scalars())
 
     def pages_new_to_outlet(self, outlet_id: int, urls: Sequence[str]) -> set[str]:
@@ -527,7 +536,7 @@ class Store:
         query = select(article_sources.c.url).where(
             article_sources.c.outlet_id == outlet_id, article_sources.c.url.in_(list(urls))
         )
-        with self.engine.connect() as c:
+        with self._read() as c:
             return set(urls) - set(c.execute(query).scalars())
 
     def learn_boilerplate(
@@ -602,6 +611,12 @@ class Store:
         return changed
 
 
+# Ends a poll: the SET clause comes from the parameters' keys (column names).
+_FINISH = update(feeds).where(
+    feeds.c.id == bindparam("feed_id"), feeds.c.lease_owner == bindparam("owner")
+)
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -629,7 +644,9 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     # A deferred transaction that reads and then writes fails at once with "database is locked"
     # when another process wrote in between (WAL snapshot rule); taking the write lock up front
     # makes a second process (`monitor poll --once` beside `monitor run`) wait its turn instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Store._read connections never write, so they read a snapshot without the lock.
+    read_only = conn.get_execution_options().get("monitor_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
