@@ -247,6 +247,11 @@ class Fetcher:
         """One GET, redirects followed: 304 with no body, 2xx with a capped body, else raises."""
         async with client.stream("GET", url, headers=headers) as response:
             if response.status_code == 304:
+                # Read the (empty) body: a response closed unread takes its connection with
+                # it, and a warm cycle of 304s would then open a new connection per feed.
+                # (A 304 has no body whatever its Content-Length says, RFC 9110 15.4.5.)
+                async for _ in response.aiter_raw():
+                    pass
                 return _result(url, response, b"", conditional)
             if not response.is_success:
                 raise _status_error(url, response, self._clock())

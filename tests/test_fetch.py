@@ -112,6 +112,23 @@ def test_a_conditional_get_sends_the_validators_and_a_304_is_not_modified_with_n
     assert result.etag == '"v1"'
 
 
+def test_304s_and_200s_to_one_host_reuse_its_connection(server: LoopbackServer) -> None:
+    """A 304 closed unread would take its connection along: a warm cycle would reconnect."""
+    server.routes["/feed"] = Route(body=RSS, etag='"v1"')
+    server.routes["/other"] = Route(body=RSS)
+
+    async def go() -> list[bool]:
+        async with Fetcher(FAST) as fetcher:
+            seen = []
+            for url in ("/feed", "/feed", "/other", "/feed"):
+                result = await fetcher.fetch(server.url(url), Conditional(etag='"v1"'))
+                seen.append(result.not_modified)
+            return seen
+
+    assert asyncio.run(go()) == [True, True, False, True]
+    assert server.connections == 1
+
+
 def test_a_304_without_validators_keeps_the_ones_that_were_sent(server: LoopbackServer) -> None:
     server.routes["/feed"] = Route(status=304)
     sent = Conditional(etag='"v7"', last_modified="Tue, 30 Apr 2024 08:00:00 GMT")

@@ -54,6 +54,7 @@ class LoopbackServer:
         self.latency = latency  # added to every response
         self.hits: list[Hit] = []
         self.bytes_sent = 0
+        self.connections = 0  # TCP connections accepted (keep-alive reuse shows here)
         self._lock = threading.Lock()
         self._in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()  # per path: overlapping requests seen
@@ -93,6 +94,10 @@ class LoopbackServer:
         self.stop()
 
     # -- called from handler threads --------------------------------------------------------
+    def _connected(self) -> None:
+        with self._lock:
+            self.connections += 1
+
     def _enter(self, path: str) -> None:
         with self._lock:
             self._in_flight[path] += 1
@@ -123,6 +128,10 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: object) -> None:  # quiet
             return
+
+        def setup(self) -> None:  # once per connection
+            super().setup()
+            server._connected()
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             path = self.path
