@@ -53,6 +53,10 @@ class Runtime:
     # Database work runs on its own thread: a PostgreSQL round trip or a SQLite lock wait on
     # the event loop would stall every fetch in flight until its timeout fired.
     db: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "monitor-db"))
+    _not_modified: list[tuple[FeedState, datetime, asyncio.Future[None]]] = field(
+        default_factory=list, init=False, repr=False
+    )
+    _flushing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def on_db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call (or a function made of store calls) on the database thread."""
@@ -63,6 +67,49 @@ class Runtime:
         if self.extractor is None:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self.extractor, fn, *args)
+
+    async def record_not_modified(self, feed: FeedState, next_poll: datetime) -> None:
+        """Record a 304 in the next group commit: while one batch of 304s is being written,
+        the next gathers, so a warm cycle costs a transaction per batch, not per feed."""
+        done = asyncio.get_running_loop().create_future()
+        self._not_modified.append((feed, next_poll, done))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush_not_modified())
+        await done
+
+    async def _flush_not_modified(self) -> None:
+        batch: list[tuple[FeedState, datetime, asyncio.Future[None]]] = []
+        try:
+            while self._not_modified:
+                batch, self._not_modified = self._not_modified, []
+                polls = [(feed, next_poll) for feed, next_poll, _ in batch]
+                store = self.store
+                try:
+                    await self.on_db(
+                        store.record_not_modified_many, polls, self.owner, self.clock()
+                    )
+                except Exception as err:
+                    _settle(batch, err)
+                else:
+                    _settle(batch, None)
+        except asyncio.CancelledError:  # shutting down: nobody may wait forever
+            _settle(batch + self._not_modified, asyncio.CancelledError())
+            self._not_modified = []
+            raise
+        finally:
+            self._flushing = None
+
+
+def _settle(
+    waiters: Sequence[tuple[FeedState, datetime, asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    for *_, done in waiters:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
 
 
 @dataclass(frozen=True)
@@ -166,8 +213,7 @@ async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     except FetchError as err:
         return await rt.on_db(_failed, rt, feed, str(err), err.status, err.retry_after)
     if fetched.not_modified:  # 304: nothing to parse (the point of a conditional GET)
-        next_poll = _next_poll(rt, feed)
-        await rt.on_db(rt.store.record_not_modified, feed, rt.owner, rt.clock(), next_poll)
+        await rt.record_not_modified(feed, _next_poll(rt, feed))
         return FeedOutcome(feed.name, "not-modified")
     parsed = await rt.on_cpu(parse, fetched.body, fetched.final_url, fetched.content_type)
     if not parsed.is_feed:

@@ -85,6 +85,25 @@ def test_an_unchanged_feed_costs_one_conditional_get_and_no_parse(server, store,
     assert server.count("/a/1.html") == 1  # the page was not fetched again
 
 
+def test_many_304s_at_once_are_each_recorded_with_their_lease_released(server, store, clock):
+    """304s are written in group commits; each feed must still get its own bookkeeping."""
+    names = [f"o{i}" for i in range(30)]
+    for name in names:
+        server.routes[f"/{name}"] = Route(body=rss([]), etag=f'"{name}"')
+    store.sync_feeds([feed_spec(n, server.url(f"/{n}")) for n in names], clock())
+    poll(store, clock)
+    clock.advance(minutes=1)
+    again = poll(store, clock)
+    assert again.not_modified == 30
+    health = {h.name: h for h in store.feed_health()}
+    assert all(health[n].last_status == 304 for n in names)
+    assert all(health[n].last_polled_at == clock() for n in names)
+    # released: a normal (scheduled) claim finds none due now, and all are due after 10 min
+    assert store.claim_due_feeds("other", clock(), timedelta(minutes=5), 100) == []
+    later = clock() + timedelta(minutes=15)
+    assert len(store.claim_due_feeds("other", later, timedelta(minutes=5), 100)) == 30
+
+
 def test_tracking_parameters_do_not_make_a_second_article(server, store, clock):
     link = serve_article(server, "/a/1.html", "001", "Blinken in Kyiv")
     server.routes["/all"] = Route(body=rss([Item("a1", "Blinken", link + "?utm_source=rss#top")]))

@@ -252,16 +252,16 @@ class Store:
     def record_not_modified(
         self, feed: FeedState, owner: str, now: datetime, next_poll_at: datetime
     ) -> None:
-        self._finish(
-            feed,
-            owner,
-            now,
-            next_poll_at,
-            last_status=304,
-            last_success_at=now,
-            consecutive_failures=0,
-            failing_since=None,
-        )
+        self.record_not_modified_many([(feed, next_poll_at)], owner, now)
+
+    def record_not_modified_many(
+        self, polls: Sequence[tuple[FeedState, datetime]], owner: str, now: datetime
+    ) -> None:
+        """record_not_modified for several feeds (feed, next poll) in one transaction."""
+        with self.engine.begin() as c:
+            c.execute(
+                _FINISH, [_finish_params(feed, owner, now, at, 304, now) for feed, at in polls]
+            )
 
     def record_success(
         self,
@@ -609,6 +609,24 @@ class Store:
                     )
                     changed += 1
         return changed
+
+
+def _finish_params(
+    feed: FeedState, owner: str, now: datetime, next_poll_at: datetime, status: int, ok: datetime
+) -> dict[str, Any]:
+    """_FINISH's parameters for a poll that succeeded (a 304 or a processed 200)."""
+    return {
+        "feed_id": feed.id,
+        "owner": owner,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_polled_at": now,
+        "next_poll_at": next_poll_at,
+        "last_status": status,
+        "last_success_at": ok,
+        "consecutive_failures": 0,
+        "failing_since": None,
+    }
 
 
 # Ends a poll: the SET clause comes from the parameters' keys (column names).
