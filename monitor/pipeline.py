@@ -57,6 +57,12 @@ class Runtime:
         default_factory=list, init=False, repr=False
     )
     _flushing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    # Pages fetched and not yet extracted, over all feeds: bounds the HTML held in memory.
+    page_slots: asyncio.Semaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        workers = self.settings.extract.workers
+        self.page_slots = asyncio.Semaphore(max(self.settings.polling.concurrency, 2 * workers))
 
     async def on_db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call (or a function made of store calls) on the database thread."""
@@ -285,9 +291,8 @@ async def _store_entries(
             # Another worker holds the feed now: it will store the rest; stop before doubling up.
             problems.append(f"lease lost after {start} entries; the rest is left to its holder")
             return counts, problems, False
-        pages = await asyncio.gather(*(_fetch_page(rt, e) for e in batch))
+        pages, extracted = await _fetch_and_extract(rt, batch, learned)
         problems.extend(page.problem for page in pages if page.problem)
-        extracted = await _extract_batch(rt, batch, pages, learned)
         ready = []
         for entry, page, ex in zip(batch, pages, extracted, strict=True):
             if isinstance(ex, str):
@@ -348,33 +353,39 @@ async def _fetch_page(rt: Runtime, entry: FeedEntry) -> Page:
     return Page(fetched.body, fetched.final_url)
 
 
-async def _extract_batch(
-    rt: Runtime,
-    entries: Sequence[FeedEntry],
-    pages: Sequence[Page],
-    learned: frozenset[str],
-) -> list[Extracted | str]:
-    """Extract each entry (a str says why one failed), in the extractor pool.
+async def _fetch_and_extract(
+    rt: Runtime, entries: Sequence[FeedEntry], learned: frozenset[str]
+) -> tuple[list[Page], list[Extracted | str]]:
+    """Each entry's page (its HTML already dropped) and extracted article; a str says why an
+    entry could not be extracted. Runs in the extractor pool.
 
-    A fetched page is a job of its own (trafilatura is the heavy part, so pages spread over
-    the pool's processes); the entries that only have the feed's content are cheap and go as
-    one job, which saves a round trip to the pool per entry."""
-    jobs = [
-        (page.html, page.url or entry.link or "", entry)
-        for entry, page in zip(entries, pages, strict=True)
-    ]
+    A page is fetched and extracted under one of the runtime's page slots, and its HTML let go
+    as soon as it is extracted: the pages the process holds at once are bounded by the slots,
+    however many feeds and batches are in flight. Entries with no page (feed content only)
+    are cheap and go to the pool as one job, saving a round trip per entry."""
     min_chars = rt.settings.extract.min_chars
-    with_page = [i for i, job in enumerate(jobs) if job[0]]
-    feed_only = [i for i, job in enumerate(jobs) if not job[0]]
-    groups = [[i] for i in with_page] + ([feed_only] if feed_only else [])
-    results = await asyncio.gather(
-        *(rt.on_cpu(extract_each, [jobs[i] for i in group], learned, min_chars) for group in groups)
-    )
-    out: list[Extracted | str] = [""] * len(jobs)
-    for group, extracted in zip(groups, results, strict=True):
-        for i, ex in zip(group, extracted, strict=True):
-            out[i] = ex
-    return out
+
+    async def one(entry: FeedEntry) -> tuple[Page, Extracted | str | None]:
+        if not (rt.settings.extract.fetch_pages and entry.link):
+            return Page(), None
+        async with rt.page_slots:
+            page = await _fetch_page(rt, entry)
+            if page.html is None:
+                return page, None
+            job = (page.html, page.url or entry.link or "", entry)
+            (ex,) = await rt.on_cpu(extract_each, [job], learned, min_chars)
+            return replace(page, html=None), ex
+
+    done = await asyncio.gather(*(one(entry) for entry in entries))
+    pages = [page for page, _ in done]
+    extracted = [ex for _, ex in done]
+    feed_only = [i for i, ex in enumerate(extracted) if ex is None]
+    if feed_only:
+        jobs = [(None, entries[i].link or "", entries[i]) for i in feed_only]
+        results = await rt.on_cpu(extract_each, jobs, learned, min_chars)
+        for i, ex in zip(feed_only, results, strict=True):
+            extracted[i] = ex
+    return pages, [ex if ex is not None else "not extracted" for ex in extracted]
 
 
 def extract_each(
