@@ -331,3 +331,29 @@ def test_a_clean_poll_clears_the_last_problem(server, store, clock):
     server.routes["/feed"] = Route(body=rss([]))
     poll(store, clock, settings(extract={"fetch_pages": False}))
     assert store.feed_health()[0].last_problem is None
+
+
+def test_an_entry_the_store_refuses_costs_only_itself(server, store, clock, monkeypatch):
+    """A batch is one transaction; when it fails, its entries are stored one by one."""
+    paragraphs = corpus_paragraphs("001")
+    items = [
+        Item(f"g{i}", f"Story {i}", server.url(f"/a/{i}.html"), clock(), paragraphs[i])
+        for i in range(4)
+    ]
+    server.routes["/feed"] = Route(body=rss(items), etag='"v1"')
+    store.sync_feeds([feed_spec("rferl", server.url("/feed"))], clock())
+    ingest_many = store.ingest_many
+
+    def refuse_g2(feed, entries, now):
+        if any(e.guid == "g2" for e in entries):
+            raise RuntimeError("disk full")
+        return ingest_many(feed, entries, now)
+
+    monkeypatch.setattr(store, "ingest_many", refuse_g2)
+    summary = poll(store, clock, settings(extract={"fetch_pages": False, "min_chars": 20}))
+    assert summary.new == 3
+    assert sorted(a.title for a in store.articles()) == ["Story 0", "Story 1", "Story 3"]
+    (health,) = store.feed_health()
+    assert health.last_problem == f"entry {server.url('/a/2.html')}: RuntimeError: disk full"
+    (feed,) = store.claim_due_feeds("w", clock(), timedelta(minutes=1), 1, ignore_schedule=True)
+    assert feed.etag is None  # not everything was stored: the next poll must not be a 304
