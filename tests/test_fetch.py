@@ -435,3 +435,27 @@ def test_a_connection_closed_under_one_request_is_retried_once(server: LoopbackS
     result = fetch(server.url("/flaky"))
     assert result.status == 200 and result.body == b"<rss/>"
     assert len(calls) == 2
+
+
+def test_past_max_clients_an_idle_hosts_client_is_closed_and_made_again(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One client per host must not grow without bound over thousands of hosts."""
+    import monitor.fetch
+
+    monkeypatch.setattr(monitor.fetch, "MAX_CLIENTS", 1)
+    server.routes["/feed"] = Route(body=RSS)
+
+    async def go() -> list[int]:
+        with LoopbackServer() as other:
+            other.routes["/feed"] = Route(body=RSS)
+            async with Fetcher(FAST) as fetcher:
+                open_clients = []
+                for base in (server, other, server):
+                    result = await fetcher.fetch(base.url("/feed"))
+                    assert result.body == RSS
+                    open_clients.append(len(fetcher._clients))  # noqa: SLF001
+                return open_clients
+
+    assert asyncio.run(go()) == [1, 1, 1]
+    assert server.connections == 2  # its first client was closed, so it was connected again
