@@ -1,0 +1,73 @@
+"""Resolved watch rules: what the config layer hands to the matcher compiler.
+
+The config models (monitor/config/rules.py) describe what the user wrote in actors.yaml and
+watches.yaml; these frozen dataclasses are the resolved form, with the structured watch keys
+(actors, keywords, groups, exclude, near) and the query string turned into one query AST, so both
+forms compile to the same thing. Nothing here does I/O or knows about YAML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+from monitor.rules.query import Node
+
+Field: TypeAlias = Literal["title", "text"]
+FIELDS: tuple[Field, ...] = ("title", "text")
+DEFAULT_WEIGHTS: dict[str, float] = {"title": 3.0, "text": 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """One spelling of an actor. Matched as whole words, never inflected.
+
+    `case_sensitive` aliases ("US", "EU") must appear with exactly this capitalisation (diacritics,
+    apostrophes and hyphens are still normalised). A trailing `*` makes the alias a prefix
+    ("Путин*" also catches the declined forms Путина, Путину)."""
+
+    text: str
+    case_sensitive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActorSpec:
+    name: str  # the key in actors.yaml, referenced as `@name` in queries and `actors:` lists
+    aliases: tuple[Alias, ...]
+    display: str | None = None  # the actor's display name, if given
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which articles a watch looks at; an empty set means any."""
+
+    outlets: frozenset[str] = frozenset()  # outlet slugs
+    tags: frozenset[str] = frozenset()  # any of these outlet/feed tags
+    languages: frozenset[str] = frozenset()  # language tags, compared case-insensitively
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a watch's matches go (used by delivery, issue 4)."""
+
+    channels: tuple[str, ...] = ()  # channel names from channels.yaml
+    digest: str | None = None  # a cron expression; None means immediate alerts
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSpec:
+    name: str
+    expr: Node  # the whole rule as one query AST; actors appear as ActorRef
+    fields: tuple[Field, ...] = FIELDS  # which fields are searched
+    filters: Filters = Filters()
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    threshold: float = 0.0  # the score (sum of weighted hits) must reach this to match
+    inflect: bool = True  # plain keywords also match their inflected forms
+    delivery: Delivery = Delivery()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Every actor and watch, resolved and cross-checked."""
+
+    actors: dict[str, ActorSpec]
+    watches: tuple[WatchSpec, ...]
