@@ -2,11 +2,13 @@
 
 scheduler tick -> due feeds (claimed from the store) -> fetch -> parse -> new entries only
   -> fetch page -> extract -> dedupe + store (new article, another source, or a revision)
+  -> match (the queued new and revised articles against the watches; matches stored)
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -24,6 +26,7 @@ from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed,
 from monitor.extract import content_hash, extract
 from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
 from monitor.parse import parse
+from monitor.rules.active import ActiveRules, match_stored
 from monitor.schedule import backoff_delay, next_poll_after_success
 from monitor.store import EntryToStore, FeedState, Ingested, NewArticle, Store
 
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+MATCH_BATCH = 200  # queued articles matched in one transaction
 PAGE_BATCH = 16  # pages of one feed fetched at once; bounds memory on a feed with a huge backlog
 
 
@@ -57,6 +61,8 @@ class Runtime:
         default_factory=list, init=False, repr=False
     )
     _flushing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    # The watches matched against new articles; a reload swaps in new ones with one assignment.
+    rules: ActiveRules = field(default_factory=ActiveRules.none)
     # Pages fetched and not yet extracted, over all feeds: bounds the HTML held in memory.
     page_slots: asyncio.Semaphore = field(init=False, repr=False)
 
@@ -226,6 +232,8 @@ async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
         error = f"{feed.url}: {parsed.problem}"
         return await rt.on_db(_failed, rt, feed, error, fetched.status, None)
     counts, problems, complete = await _store_entries(rt, feed, parsed)
+    if counts["new"] or counts["revisions"]:
+        await match_queued(rt)
     if parsed.problem:
         problems.insert(0, f"{feed.url}: {parsed.problem}")
     # An entry that could not be stored must be seen again: drop the validators so the next
@@ -521,6 +529,24 @@ def _learn(
         changed,
     )
     return learned
+
+
+async def match_queued(rt: Runtime) -> tuple[int, int]:
+    """Match the articles waiting in the store's queue (new and revised ones) against the
+    active watches and store the matches; returns (articles matched, matches stored).
+
+    The queue is durable: what a crash or a failure here leaves behind is matched next time."""
+    total = written = 0
+    while True:
+        match_fn = functools.partial(match_stored, rt.rules)
+        try:
+            done, found = await rt.on_db(rt.store.match_pending, match_fn, rt.clock(), MATCH_BATCH)
+        except Exception:  # the database: the articles stay queued for the next call
+            log.exception("matching failed; the articles stay queued")
+            return total, written
+        total, written = total + done, written + found
+        if done < MATCH_BATCH:
+            return total, written
 
 
 def housekeeping(rt: Runtime) -> int:

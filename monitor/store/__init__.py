@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from monitor.store.ingest import EntryToStore, Ingested, NewArticle
+from monitor.store.matching import ArticleToMatch, StoredMatch
 from monitor.store.store import ArticleView, FeedHealth, FeedState, Store
 
 __all__ = [
+    "ArticleToMatch",
+    "StoredMatch",
     "ArticleView",
     "EntryToStore",
     "FeedHealth",

@@ -277,6 +277,7 @@ def _insert_article(
         "revision": 1,
         "backlog": new.backlog,
         "outlet_id": feed.outlet_id,
+        "match_pending": True,  # queued for the match stage in the same transaction
     }
     return int(c.execute(_INSERT_ARTICLE, row).scalar_one())
 
@@ -324,6 +325,7 @@ def _maybe_revise(
             text_source=new.text_source,
             author=new.author or cur.author,
             outlet_id=outlet_id,
+            match_pending=True,  # a revision is matched again (it may say something new)
         )
     )
     return cur.content_hash, new.content_hash

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 
@@ -112,9 +114,12 @@ articles = Table(
     Column("revision", Integer, nullable=False, default=1),
     Column("backlog", Boolean, nullable=False, default=False),  # first-run entry: never alerts
     Column("outlet_id", Integer, ForeignKey("outlets.id", ondelete="SET NULL")),
+    # new or revised, not yet matched against the watches: the match stage's durable queue
+    Column("match_pending", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("canonical_url", name="uq_articles_canonical_url"),
     Index("ix_articles_content_hash", "content_hash"),
     Index("ix_articles_first_seen_at", "first_seen_at"),
+    Index("ix_articles_match_pending", "match_pending"),
 )
 
 article_revisions = Table(
@@ -155,4 +160,32 @@ boilerplate_lines = Table(
     Column("line_key", String(64), primary_key=True),
     Column("pages", Integer, nullable=False),
     Column("sample", Text, nullable=False),
+)
+
+watches = Table(
+    "watches",
+    metadata,
+    # When each watch was first seen: a watch fires only on articles first seen after it existed.
+    Column("name", String(200), primary_key=True),
+    Column("definition", Text, nullable=False),  # the rule as a canonical query, to tell edits
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+matches = Table(
+    "matches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("watch", String(200), nullable=False),
+    Column("revision", Integer, nullable=False),  # the article revision that matched
+    Column("score", Float, nullable=False),
+    Column("hits", JSON, nullable=False),  # [{term, field, start, end, text}]
+    Column("snippet", Text, nullable=False),
+    Column("marks", JSON, nullable=False),  # [[start, end]] into the snippet
+    Column("matched_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("article_id", "watch", name="uq_matches_article_watch"),
+    Index("ix_matches_matched_at", "matched_at"),
+    Index("ix_matches_watch", "watch"),
 )

@@ -27,7 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from monitor.config import FeedSpec
+from monitor.store import matching
 from monitor.store.ingest import EntryToStore, Ingested, NewArticle, ingest_batch
+from monitor.store.matching import ArticleToMatch, MatchFn, StoredMatch
 from monitor.store.schema import (
     article_revisions,
     article_sources,
@@ -514,6 +516,7 @@ class Store:
                 articles.c.first_seen_at < older_than, articles.c.id.not_in(still_listed)
             )
             ids = list(c.execute(old).scalars())
+            matching.delete_matches_of(c, ids)
             for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
                 c.execute(delete(article_sources).where(article_sources.c.article_id.in_(chunk)))
                 c.execute(
@@ -521,6 +524,50 @@ class Store:
                 )
                 c.execute(delete(articles).where(articles.c.id.in_(chunk)))
             return len(ids)
+
+    # -- watch rules and matches --------------------------------------------------------------
+    def register_watches(self, definitions: dict[str, str], now: datetime) -> dict[str, datetime]:
+        """Record the current watches (name -> canonical definition); returns when each was
+        first seen, which is the oldest article it may match."""
+        with self.engine.begin() as c:
+            return matching.register_watches(c, definitions, now)
+
+    def match_pending(self, match_fn: MatchFn, now: datetime, limit: int = 200) -> tuple[int, int]:
+        """Match up to `limit` queued articles with `match_fn` and store what it found, in one
+        transaction; returns (articles matched, matches written)."""
+        with self.engine.begin() as c:
+            pending = matching.claim_pending(c, limit)
+            if not pending:
+                return 0, 0
+            found = match_fn(pending)
+            written = matching.save_matches(c, zip(pending, found, strict=True), now)
+            return len(pending), written
+
+    def pending_matches(self) -> int:
+        """How many articles wait for the match stage."""
+        query = select(func.count()).select_from(articles).where(articles.c.match_pending)
+        with self._read() as c:
+            return int(c.execute(query).scalar_one())
+
+    def articles_to_replay(
+        self, since: datetime | None, after_id: int = 0, limit: int = 500
+    ) -> list[ArticleToMatch]:
+        """Stored articles in id order, for replaying watches over them (`monitor test-rules`)."""
+        with self._read() as c:
+            return matching.articles_between(c, since, after_id, limit)
+
+    def count_articles(self, since: datetime | None = None) -> int:
+        query = select(func.count()).select_from(articles)
+        if since is not None:
+            query = query.where(articles.c.first_seen_at >= since)
+        with self._read() as c:
+            return int(c.execute(query).scalar_one())
+
+    def matches(
+        self, watch: str | None = None, since: datetime | None = None, limit: int = 50
+    ) -> list[StoredMatch]:
+        with self._read() as c:
+            return matching.stored_matches(c, watch, since, limit)
 
     # -- per-outlet boilerplate ---------------------------------------------------------------
     def learned_boilerplate(self, outlet_id: int, min_pages: int) -> frozenset[str]:
