@@ -60,6 +60,42 @@ def test_check_rejects_a_bad_config_with_file_line_and_key_path(config_dir):
     assert f"{config_dir}/monitor.yaml:2:3: polling.intervall: unknown key" in result.output
 
 
+def test_check_rejects_a_bad_watch_together_with_issues_in_the_other_files(config_dir):
+    (config_dir / "monitor.yaml").write_text("polling:\n  intervall: 5m\n")
+    (config_dir / "actors.yaml").write_text("actors:\n  russia:\n    aliases: [Russia]\n")
+    (config_dir / "watches.yaml").write_text(
+        "watches:\n  buildup:\n    actors: [rusia]\n    query: 'troops AND'\n"
+        "    outlets: [rferl, ap]\n"
+    )
+    result = invoke(config_dir, "check")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{config_dir}/monitor.yaml:2:3: polling.intervall: unknown key (did you mean 'interval'?)",
+        f"{config_dir}/watches.yaml:4:20: watches.buildup.query: column 8: expected a term after "
+        "AND, found end of query",
+        f"monitor: configuration in {config_dir} is invalid",
+    ]
+    (config_dir / "monitor.yaml").write_text("")
+    (config_dir / "watches.yaml").write_text(
+        "watches:\n  buildup:\n    actors: [rusia]\n    outlets: [rferl, ap]\n"
+    )
+    result = invoke(config_dir, "check")
+    assert result.output.splitlines()[:2] == [
+        f"{config_dir}/watches.yaml:3:14: watches.buildup.actors[0]: unknown actor 'rusia' "
+        "(did you mean 'russia'?)",
+        f"{config_dir}/watches.yaml:4:22: watches.buildup.outlets[1]: unknown outlet 'ap' "
+        "(not in feeds.yaml)",
+    ]
+
+
+def test_check_counts_actors_and_watches(config_dir):
+    (config_dir / "actors.yaml").write_text("actors:\n  russia:\n    aliases: [Russia]\n")
+    (config_dir / "watches.yaml").write_text("watches:\n  w:\n    actors: [russia]\n")
+    result = invoke(config_dir, "check")
+    assert result.exit_code == 0, result.output
+    assert "OK (2 outlets, 2 feeds), 1 actors, 1 watches" in result.output
+
+
 def test_poll_once_prints_a_summary_and_reports_the_failing_feed(config_dir):
     result = invoke(config_dir, "poll", "--once")
     assert result.exit_code == 0, result.output

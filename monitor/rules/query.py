@@ -39,9 +39,11 @@ from enum import Enum, auto
 from typing import Literal, TypeAlias
 
 __all__ = [
+    "MIN_PREFIX_STEM",
     "ActorRef",
     "And",
     "Leaf",
+    "Kind",
     "Near",
     "Node",
     "Not",
@@ -51,9 +53,12 @@ __all__ = [
     "Proximity",
     "QuerySyntaxError",
     "Term",
+    "flatten",
+    "is_word_char",
     "parse_query",
     "terms",
     "to_query",
+    "tokenize",
 ]
 
 MIN_PREFIX_STEM = 3  # shorter stems ("fo*") would match a large part of the vocabulary
