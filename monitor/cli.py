@@ -14,8 +14,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from monitor.config import Config, ConfigError, load_config, parse_duration
+from monitor.config import (
+    Config,
+    ConfigError,
+    ConfigIssue,
+    load_config,
+    load_rules,
+    parse_duration,
+)
 from monitor.domain import utcnow
+from monitor.rules.spec import RuleSet
 from monitor.store import ArticleView, FeedHealth, Store
 
 err_console = Console(stderr=True)
@@ -74,9 +82,26 @@ def _store(config: Config) -> Store:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate every configuration file; exit non-zero with file:line:column on any error."""
-    config = _load(ctx)
+    # Both loaders run before anything is reported, so one check shows every file's issues.
+    issues: list[ConfigIssue] = []
+    config = None
+    try:
+        config = load_config(ctx.obj)
+    except ConfigError as err:
+        issues += err.issues
+    try:
+        rules = load_rules(ctx.obj, feeds=config.feeds if config else None)
+    except ConfigError as err:
+        issues += err.issues
+    if issues or config is None:
+        click.echo(str(ConfigError(issues)), err=True)
+        click.echo(f"monitor: configuration in {ctx.obj} is invalid", err=True)
+        ctx.exit(1)
     outlets = {f.outlet for f in config.feeds}
-    click.echo(f"{config.config_dir}: OK ({len(outlets)} outlets, {len(config.feeds)} feeds)")
+    click.echo(
+        f"{config.config_dir}: OK ({len(outlets)} outlets, {len(config.feeds)} feeds), "
+        f"{len(rules.actors)} actors, {len(rules.watches)} watches"
+    )
 
 
 @main.command()
@@ -86,6 +111,7 @@ def run(ctx: click.Context) -> None:
     from monitor.daemon import run as run_daemon
 
     config = _load(ctx)
+    _load_rules(ctx, config)  # the daemon reads them again; this is for the message and exit 1
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     run_daemon(config)
@@ -100,9 +126,10 @@ def poll(ctx: click.Context, once: bool, feeds: tuple[str, ...], due_only: bool)
     """Poll feeds once and print what happened (use `monitor run` to keep polling)."""
     from monitor.daemon import extractor_pool, fetch_limits
     from monitor.fetch import Fetcher
-    from monitor.pipeline import CycleSummary, Runtime, poll_cycle
+    from monitor.pipeline import CycleSummary, Runtime, activate_rules, poll_cycle
 
     config = _load(ctx)
+    ruleset = _load_rules(ctx, config)
     unknown = sorted(set(feeds) - {f.name for f in config.feeds})
     if unknown:
         raise click.UsageError(f"unknown feed {', '.join(unknown)}; see `monitor feeds`")
@@ -114,6 +141,7 @@ def poll(ctx: click.Context, once: bool, feeds: tuple[str, ...], due_only: bool)
     async def cycle() -> CycleSummary:
         async with Fetcher(fetch_limits(config)) as fetcher:
             rt = Runtime(store, fetcher, config.settings, utcnow, pool)
+            rt.rules = activate_rules(store, ruleset, utcnow())
             return await poll_cycle(rt, wanted, not due_only, limit=len(wanted))
 
     try:
@@ -275,6 +303,102 @@ def feeds_table(health: list[FeedHealth], now: datetime) -> Table:
             note.removeprefix(f"{h.url}: "),
         )  # the row already names the feed
     return table
+
+
+@main.command("test-rules")
+@click.option("--watch", "-w", "watches", multiple=True, help="Only this watch (repeatable).")
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    help="Replay stored articles first seen within this period (e.g. 12h, 30d), or 'all'.",
+)
+@click.option("--article", "article_id", type=int, help="Replay one stored article by its id.")
+@click.option("--url", help="Fetch and extract this page, and test it instead of the store.")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Test a saved page (.html) or a text file (.txt: first line is the title).",
+)
+@click.option("--explain", is_flag=True, help="Say why each watch did or did not match.")
+@click.option("--limit", "-n", default=20, show_default=True, help="Articles shown at most.")
+@click.pass_context
+def test_rules(
+    ctx: click.Context,
+    watches: tuple[str, ...],
+    since: str,
+    article_id: int | None,
+    url: str | None,
+    path: Path | None,
+    explain: bool,
+    limit: int,
+) -> None:
+    """Replay watches against stored articles or one page and show what would match."""
+    from monitor import replay as rp
+
+    config = _load(ctx)
+    ruleset = _load_rules(ctx, config)
+    from monitor.rules.compiler import compile_rules
+
+    names = tuple(w.name for w in ruleset.watches)
+    unknown = [w for w in watches if w not in names]
+    if unknown:
+        raise click.BadParameter(
+            f"no watch {', '.join(unknown)} (watches: {', '.join(names) or 'none'})",
+            param_hint="--watch",
+        )
+    if sum(x is not None for x in (url, path, article_id)) > 1:
+        raise click.UsageError("give at most one of --url, --file and --article")
+    replay = rp.Replay(compile_rules(ruleset), watches or names, explain)
+    console = Console(highlight=False)
+    if url is not None or path is not None:
+        try:
+            if url is not None:
+                doc, title = rp.page_from_url(url, config)
+            else:
+                assert path is not None
+                doc, title = rp.page_from_file(path, config)
+        except Exception as err:  # a page that cannot be fetched or read: say which and why
+            raise click.ClickException(f"{url or path}: {err}") from err
+        item = replay.one(doc, title or "(no title)", str(url or path), (), None)
+        rp.print_examined(console, item, show_text=True)
+        if not item.matches and not explain:
+            console.print("  [dim](run with --explain to see why each watch did not match)[/]")
+        return
+    since_at = None if since == "all" else utcnow() - _duration(since, "--since")
+    store = _store(config)
+    shown = 0
+    try:
+        for item in rp.stored(replay, store, since_at, article_id, err_console):
+            if (item.matches or explain) and shown < limit:
+                rp.print_examined(console, item, show_text=explain)
+                shown += 1
+    except LookupError as err:
+        raise click.BadParameter(str(err), param_hint="--article") from err
+    finally:
+        store.close()
+    console.print(rp.counts_table(replay))
+
+
+def _load_rules(ctx: click.Context, config: Config) -> RuleSet:
+    """The watch rules, or their file:line:column messages and exit status 1."""
+    from monitor.config.rules import load_rules
+
+    try:
+        return load_rules(config.config_dir, feeds=config.feeds)
+    except ConfigError as err:
+        click.echo(str(err), err=True)
+        click.echo(f"monitor: watch rules in {ctx.obj} are invalid", err=True)
+        ctx.exit(1)
+        raise AssertionError from err  # unreachable: ctx.exit raises
+
+
+def _duration(text: str, option: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint=option) from err
 
 
 @main.command()

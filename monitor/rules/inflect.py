@@ -68,5 +68,5 @@ def _suffixed(base: str, suffix: str) -> list[str]:
 def _ends_consonant_vowel_consonant(word: str) -> bool:
     if len(word) < 3:
         return False
-    a, b, c = word[-3:]
+    a, b, c = word[-3], word[-2], word[-1]
     return a not in _VOWELS and b in _VOWELS and c not in _VOWELS and c not in "wxy"

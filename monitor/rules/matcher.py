@@ -267,7 +267,7 @@ def _result(
     score: float,
 ) -> Match:
     mine = [hit for term in watch.scoring for hit in hits.get(term, ())]
-    mine.sort(key=lambda hit: (FIELDS.index(hit.field), hit.start))  # type: ignore[arg-type]
+    mine.sort(key=lambda hit: (FIELDS.index(hit.field), hit.start))
     texts = {field: scan.text for field, scan in found.scans.items()}
     term_hits = tuple(
         TermHit(rules.terms[h.term].label, h.field, h.start, h.end, texts[h.field][h.start : h.end])
