@@ -14,14 +14,20 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Config, ConfigError, Settings, load_config
+from monitor.config.rules import ACTORS_FILE, CHANNELS_FILE, WATCHES_FILE, load_rules
 from monitor.domain import Clock, utcnow
 from monitor.fetch import Fetcher, FetchLimits
-from monitor.pipeline import Runtime, default_owner, housekeeping, poll_feed
+from monitor.pipeline import Runtime, default_owner, housekeeping, match_queued, poll_feed
+from monitor.rules.active import ActiveRules, definitions
+from monitor.rules.compiler import RuleCompileError, compile_rules
+from monitor.rules.spec import RuleSet
 from monitor.store import FeedState, Store
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 20.0  # seconds in-flight feeds get to finish; below systemd's stop timeout
+RULES_CHECK = 2.0  # seconds between looks at the rule files for an edit
+RULE_FILES = (ACTORS_FILE, WATCHES_FILE, CHANNELS_FILE)
 
 
 def fetch_limits(config: Config) -> FetchLimits:
@@ -68,10 +74,14 @@ class Daemon:
         self.stopping = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}  # feed id -> its poll
         self._rt: Runtime | None = None
+        self._rules_files: tuple[object, ...] = ()  # what the rule files were when last read
+        self._reloading: asyncio.Task[bool] | None = None
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT; in-flight feeds finish and commit before it returns."""
         settings = self.config.settings
+        self._rules_files = self._rule_files_state()
+        rules = load_rules(self.config.config_dir, feeds=self.config.feeds)  # bad: refuse to start
         store = Store.open(settings.database_url(self.config.config_dir))
         store.sync_feeds(self.config.feeds, self.clock())
         pool = extractor_pool(self.config)
@@ -79,6 +89,7 @@ class Daemon:
         try:
             async with Fetcher(fetch_limits(self.config), clock=self.clock) as fetcher:
                 self._rt = Runtime(store, fetcher, settings, self.clock, pool, self.owner)
+                await self._activate(rules)
                 self._install_signals()
                 tick = settings.polling.tick.total_seconds()
                 scheduler.add_job(
@@ -95,6 +106,23 @@ class Daemon:
                     id="housekeeping",
                     next_run_time=self.clock(),
                 )
+                # Articles a crash left queued are matched at start, and any left by a failure
+                # later on within the minute.
+                scheduler.add_job(
+                    self._match_queued,
+                    IntervalTrigger(minutes=1),
+                    id="match",
+                    next_run_time=self.clock(),
+                    max_instances=1,
+                    coalesce=True,
+                )
+                scheduler.add_job(
+                    self._reload_rules_if_edited,
+                    IntervalTrigger(seconds=RULES_CHECK),
+                    id="rules",
+                    max_instances=1,
+                    coalesce=True,
+                )
                 heartbeat = settings.polling.lease.total_seconds() / 3
                 scheduler.add_job(
                     self.renew_leases,
@@ -105,9 +133,10 @@ class Daemon:
                 )
                 scheduler.start()
                 log.info(
-                    "monitor running as %s: %d feeds, database %s",
+                    "monitor running as %s: %d feeds, %d watches, database %s",
                     self.owner,
                     len(self.config.feeds),
+                    len(rules.watches),
                     store.engine.url.render_as_string(),
                 )
                 await self.stopping.wait()
@@ -180,11 +209,64 @@ class Daemon:
             if deleted:
                 log.info("retention: deleted %d old articles", deleted)
 
+    async def _match_queued(self) -> None:
+        if self._rt is not None:
+            done, written = await match_queued(self._rt)
+            if done:
+                log.info("matched %d queued articles: %d matches", done, written)
+
+    # -- watch rules ---------------------------------------------------------------------------
+    async def _activate(self, rules: RuleSet) -> None:
+        """Compile `rules` and swap them in: matching in progress finishes with the old ones."""
+        assert self._rt is not None
+        rt = self._rt
+        compiled = await asyncio.to_thread(compile_rules, rules)  # 10,000 watches take ~1 s
+        since = await rt.on_db(rt.store.register_watches, definitions(rules), self.clock())
+        rt.rules = ActiveRules(compiled, since)
+        log.info(
+            "watch rules loaded: %d watches, %d actors, %d terms",
+            len(compiled.watches),
+            len(rules.actors),
+            len(compiled.terms),
+        )
+
+    async def reload_rules(self) -> bool:
+        """Re-read actors, watches and channels; a bad edit keeps the running rules."""
+        self._rules_files = self._rule_files_state()
+        try:
+            rules = load_rules(self.config.config_dir, feeds=self.config.feeds)
+            await self._activate(rules)
+        except (ConfigError, RuleCompileError) as err:
+            log.error("watch rules not reloaded, the last good rules keep running:\n%s", err)
+            return False
+        return True
+
+    async def _reload_rules_if_edited(self) -> None:
+        if self._rt is not None and self._rule_files_state() != self._rules_files:
+            await self.reload_rules()
+
+    def _rule_files_state(self) -> tuple[object, ...]:
+        """Each rule file's identity and size and modification time (None when missing):
+        an editor that writes a new file and renames it over the old one changes the inode."""
+        state: list[object] = []
+        for name in RULE_FILES:
+            try:
+                st = (self.config.config_dir / name).stat()
+            except OSError:
+                state.append(None)
+            else:
+                state.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(state)
+
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop_on, sig)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+
+    def _on_sighup(self) -> None:
+        self.reload()
+        self._reloading = asyncio.create_task(self.reload_rules())  # kept: tasks are weak refs
 
     def _stop_on(self, sig: signal.Signals) -> None:
         log.info("received %s: finishing in-flight work", sig.name)

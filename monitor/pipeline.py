@@ -26,7 +26,9 @@ from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed,
 from monitor.extract import content_hash, extract
 from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
 from monitor.parse import parse
-from monitor.rules.active import ActiveRules, match_stored
+from monitor.rules.active import ActiveRules, definitions, match_stored
+from monitor.rules.compiler import compile_rules
+from monitor.rules.spec import RuleSet
 from monitor.schedule import backoff_delay, next_poll_after_success
 from monitor.store import EntryToStore, FeedState, Ingested, NewArticle, Store
 
@@ -62,7 +64,8 @@ class Runtime:
     )
     _flushing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     # The watches matched against new articles; a reload swaps in new ones with one assignment.
-    rules: ActiveRules = field(default_factory=ActiveRules.none)
+    # None leaves new articles queued for a process that has the rules (the daemon).
+    rules: ActiveRules | None = None
     # Pages fetched and not yet extracted, over all feeds: bounds the HTML held in memory.
     page_slots: asyncio.Semaphore = field(init=False, repr=False)
 
@@ -531,13 +534,20 @@ def _learn(
     return learned
 
 
+def activate_rules(store: Store, rules: RuleSet, now: datetime) -> ActiveRules:
+    """Compile `rules` and record their watches in the store (a watch's first sighting is the
+    oldest article it may match); assign the result to `Runtime.rules`."""
+    compiled = compile_rules(rules)
+    return ActiveRules(compiled, store.register_watches(definitions(rules), now))
+
+
 async def match_queued(rt: Runtime) -> tuple[int, int]:
     """Match the articles waiting in the store's queue (new and revised ones) against the
     active watches and store the matches; returns (articles matched, matches stored).
 
     The queue is durable: what a crash or a failure here leaves behind is matched next time."""
     total = written = 0
-    while True:
+    while rt.rules is not None:
         match_fn = functools.partial(match_stored, rt.rules)
         try:
             done, found = await rt.on_db(rt.store.match_pending, match_fn, rt.clock(), MATCH_BATCH)
@@ -546,7 +556,8 @@ async def match_queued(rt: Runtime) -> tuple[int, int]:
             return total, written
         total, written = total + done, written + found
         if done < MATCH_BATCH:
-            return total, written
+            break
+    return total, written
 
 
 def housekeeping(rt: Runtime) -> int:

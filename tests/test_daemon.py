@@ -207,3 +207,55 @@ def test_sighup_applies_a_changed_monitor_yaml(server, tmp_path):
         code, err = stop(proc)
     assert code == 0, err
     assert server.count("/b.html") == 0  # pages are no longer fetched after the reload
+
+
+STORY = (
+    "Russia has massed troops along the border, Sergei Lavrov said on {day}, and the talks in "
+    "Geneva will go on. Officials in Kyiv said they expected more of the same in the weeks ahead."
+)
+
+
+def story_page(server, name: str, day: str) -> Item:
+    server.routes[f"/{name}.html"] = Route(body=page(name, [STORY.format(day=day)] * 2))
+    return Item(name, name, server.url(f"/{name}.html"))
+
+
+def matched(db: Path) -> set[tuple[str, str]]:
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        return {(m.title, m.watch) for m in store.matches(limit=100)}
+    finally:
+        store.close()
+
+
+def test_watch_rules_reload_when_edited_and_a_bad_edit_keeps_the_last_good_ones(server, tmp_path):
+    db = tmp_path / "m.db"
+    items = [story_page(server, "first", "Monday")]
+    server.routes["/feed.xml"] = Route(body=rss(items))
+    config = write_config(tmp_path / "cfg", f"sqlite:///{db}", {"rferl": server.url("/feed.xml")})
+    (config / "watches.yaml").write_text("watches:\n  troops:\n    keywords: [troops]\n")
+    proc = start(config)
+    try:
+        wait_for(lambda: matched(db) == {("first", "troops")})
+        # a new watch, added by editing the file (no signal): it must not fire on "first"
+        (config / "watches.yaml").write_text(
+            "watches:\n  troops:\n    keywords: [troops]\n  lavrov:\n    query: Lavrov\n"
+        )
+        time.sleep(3)  # the daemon looks at the files every 2 s
+        items.append(story_page(server, "second", "Tuesday"))
+        server.routes["/feed.xml"] = Route(body=rss(items))
+        wait_for(lambda: ("second", "lavrov") in matched(db))
+        assert matched(db) == {("first", "troops"), ("second", "troops"), ("second", "lavrov")}
+        # a bad edit, then SIGHUP as well: both refused, the last good rules keep matching
+        (config / "watches.yaml").write_text("watches:\n  troops:\n    actors: [nobody]\n")
+        time.sleep(3)
+        proc.send_signal(signal.SIGHUP)
+        items.append(story_page(server, "third", "Wednesday"))
+        server.routes["/feed.xml"] = Route(body=rss(items))
+        wait_for(lambda: ("third", "lavrov") in matched(db))
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "watch rules not reloaded, the last good rules keep running" in err
+    assert "watches.yaml:3:" in err and "nobody" in err
+    assert ("third", "troops") in matched(db)

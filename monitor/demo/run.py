@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from monitor.config import load_config
+from monitor.config.rules import ACTORS_FILE, CHANNELS_FILE, WATCHES_FILE, load_rules
 from monitor.daemon import fetch_limits
 from monitor.demo.server import LoopbackServer
 from monitor.demo.site import build_routes, feeds_yaml
 from monitor.domain import Clock
 from monitor.fetch import Fetcher
-from monitor.pipeline import CycleSummary, Runtime, poll_cycle
-from monitor.store import Store
+from monitor.pipeline import CycleSummary, Runtime, activate_rules, poll_cycle
+from monitor.store import Store, StoredMatch
+
+# The example actors and watches shipped in the repository's config/ (a source checkout, as the
+# README installs it); an installed wheel has none, and the demo then matches nothing.
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config"
+RULE_FILES = (ACTORS_FILE, WATCHES_FILE, CHANNELS_FILE)
 
 DEMO_START = datetime(2022, 1, 20, 8, 0, tzinfo=UTC)
 
@@ -50,6 +58,9 @@ def write_demo_config(folder: Path, base_url: str, db: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "monitor.yaml").write_text(MONITOR_YAML.format(db=db.resolve()))
     (folder / "feeds.yaml").write_text(feeds_yaml(base_url))
+    for name in RULE_FILES:
+        if (EXAMPLE_CONFIG / name).exists():
+            shutil.copy(EXAMPLE_CONFIG / name, folder / name)
     return folder
 
 
@@ -57,8 +68,10 @@ async def _cycles(store: Store, config_dir: Path, clock: Clock) -> list[CycleSum
     config = load_config(config_dir)
     store.sync_feeds(config.feeds, clock())
     summaries = []
+    rules = load_rules(config_dir, feeds=config.feeds)
     async with Fetcher(fetch_limits(config), clock=clock) as fetcher:
         rt = Runtime(store, fetcher, config.settings, clock)
+        rt.rules = activate_rules(store, rules, clock())
         for _ in range(2):  # cold, then warm: the second cycle is all conditional GETs
             summaries.append(await poll_cycle(rt, ignore_schedule=True))
     return summaries
@@ -88,6 +101,7 @@ def run_demo(db: Path | None, console: Console) -> int:
             console.print(feeds_table(store.feed_health(), clock()))
             stored = store.articles(limit=50)
             console.print(articles_table(stored))
+            print_matches(console, store.matches(limit=50))
         finally:
             store.close()
     if stored:
@@ -96,3 +110,24 @@ def run_demo(db: Path | None, console: Console) -> int:
         console.print(first.text[:600] + ("…" if len(first.text) > 600 else ""))
     console.print(f"\nExplore the store: monitor --config {config_dir} articles --search Lavrov")
     return 0 if stored else 1
+
+
+def print_matches(console: Console, found: list[StoredMatch]) -> None:
+    """What the example watches caught: each match with its terms and highlighted snippet."""
+    from monitor.replay import HIGHLIGHT
+
+    console.print(f"[bold]{len(found)} matches[/] of the example watches (config/watches.yaml)")
+    for m in sorted(found, key=lambda m: (m.watch, m.article_id)):
+        terms = ", ".join(dict.fromkeys(h["term"] for h in m.hits))
+        console.print(f"[green]{escape(m.watch)}[/] · {escape(m.title)} · score {m.score:g}")
+        console.print(f"  terms: {escape(terms)}")
+        console.print("  " + _marked(m, HIGHLIGHT))
+
+
+def _marked(m: StoredMatch, style: str) -> str:
+    out, at = [], 0
+    for start, end in m.marks:
+        out += [escape(m.snippet[at:start]), f"[{style}]", escape(m.snippet[start:end]), "[/]"]
+        at = end
+    out.append(escape(m.snippet[at:]))
+    return "".join(out)
