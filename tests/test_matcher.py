@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import monitor.rules.matcher as matcher_module
 from monitor.rules.compiler import RuleCompileError, compile_rules
-from monitor.rules.matcher import Document, find, match
+from monitor.rules.matcher import Document, candidates, find, match
 from monitor.rules.query import parse_query
 from monitor.rules.spec import ActorSpec, Alias, Filters, RuleSet, WatchSpec
 
@@ -68,14 +67,14 @@ def found_texts(query: str, text: str, title: str = "") -> list[str]:
         ("001", "@lukashenka", {"Lukashenka"}),
         ("003", "@lavrov", {"Sergei Lavrov", "Lavrov"}),
         ("002", "@lavrov", {"Sergey Lavrov", "Lavrov"}),
-        ("002", "@ukraine", {"Ukraine", "Ukraine's", "Ukrainian", "Kiev", "Kyiv's", "KYIV"}),
-        ("004", "@ukraine", {"Ukraine", "Ukraine's", "Ukrainian", "Kiev", "Kiev's"}),
+        ("002", "@ukraine", {"Ukraine", "Ukrainian", "Kiev", "Kyiv", "KYIV"}),  # Kyiv's, ...
+        ("004", "@ukraine", {"Ukraine", "Ukrainian", "Kiev"}),
         ("000", "@donbas", {"Donbas"}),
         ("004", "@donbas", {"Donbass"}),
-        ("004", "@russia", {"Russia", "Russia’s", "Russian", "Moscow", "Kremlin"}),
+        ("004", "@russia", {"Russia", "Russian", "Moscow", "Kremlin"}),
         ("001", "@us", {"U.S", "United States"}),
         ("004", "@us", {"US", "United States"}),  # and "United States’"
-        ("003", "@nato", {"NATO", "NATO's"}),
+        ("003", "@nato", {"NATO"}),  # and NATO's
         ("003", "@osce", {"OSCE"}),
     ],
 )
@@ -117,10 +116,10 @@ def test_look_alike_words_do_not_match(query, text):
 @pytest.mark.parametrize(
     ("query", "text", "found"),
     [
-        ("@zelensky", "Zelenskyy’s office said", ["Zelenskyy’s"]),
+        ("@zelensky", "Zelenskyy’s office said", ["Zelenskyy"]),
         ("@zelensky", "ZELENSKIY said", ["ZELENSKIY"]),
         ("@zelensky", "Zelenskýy, with a diacritic", ["Zelenskýy"]),
-        ("@ukraine", "Kyiv's mayor and Kyiv’s police", ["Kyiv's", "Kyiv’s"]),
+        ("@ukraine", "Kyiv's mayor and Kyiv’s police", ["Kyiv", "Kyiv"]),
         ("@russia", "the Russia-Ukraine border", ["Russia"]),
         ("@russia", "pro-Russian separatists", ["Russian"]),
         ("@us", "U.S.-led talks", ["U.S"]),
@@ -129,7 +128,8 @@ def test_look_alike_words_do_not_match(query, text):
         ("build-up", "a military buildup", ["buildup"]),
         ("build-up", "they build up forces", ["build up"]),
         ('"military buildup"', "the military build-up near the border", ["military build-up"]),
-        ("Kyiv's", "Kyiv's mayor and Kyiv", ["Kyiv's", "Kyiv"]),
+        ("Luhansk", "in Luhans'k and Luhansk", ["Luhans'k", "Luhansk"]),
+        ("Luhans'k", "in Luhans'k and Luhansk", ["Luhans'k", "Luhansk"]),
         ("cafe", "a café in Kyiv", ["café"]),
     ],
 )
@@ -296,25 +296,22 @@ def test_a_long_sentence_is_cut_around_its_first_term():
 # Compiled: one automaton, and only the watches a found term can trigger are evaluated
 
 
-def test_only_watches_triggered_by_a_found_term_are_evaluated(monkeypatch):
-    watches = [("hit", "@russia AND troops")] + [
+def test_only_watches_whose_every_clause_met_a_found_term_are_looked_at():
+    watches = [("hit", "@russia AND troops"), ("alone", "troops OR tanks")] + [
         (f"other-{i}", f"keyword{i} AND (@putin OR @russia)") for i in range(500)
     ]
     r = rules(*watches)
-    evaluated = []
-    real = matcher_module.evaluate
-    programs = {w.program: w.name for w in r.watches}
+    found = find(r, Document("", "Russia sent troops."))
+    # the 500 others share @russia, but each also needs its own keyword: none is looked at
+    assert [r.watches[i].name for i in candidates(r, found.by_term)] == ["hit", "alone"]
+    assert [m.watch for m in match(r, Document("", "Russia sent troops."))] == ["hit", "alone"]
 
-    def counting(program, hits, scans):
-        if program in programs:  # a watch's whole program, not one of its parts
-            evaluated.append(programs[program])
-        return real(program, hits, scans)
 
-    monkeypatch.setattr(matcher_module, "evaluate", counting)
-    (m,) = match(r, Document("", "Russia sent troops."))
-    assert m.watch == "hit"
-    # the 500 others share @russia but each needs its own keyword: none is evaluated
-    assert evaluated == ["hit"]
+def test_a_watch_of_ands_ors_and_nots_is_decided_by_set_operations():
+    r = rules(("plain", "@russia AND (troops OR tanks) NOT exercise"), ("near", "a NEAR/3 b"))
+    assert [w.decided_by_sets for w in r.watches] == [True, False]
+    assert not match(r, Document("", "Russia sent troops for an exercise."))
+    assert [m.watch for m in match(r, Document("", "Russia sent troops."))] == ["plain"]
 
 
 def test_identical_terms_of_different_watches_are_one_term():

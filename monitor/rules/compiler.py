@@ -4,13 +4,14 @@ Every leaf of every watch (a keyword, a phrase, a wildcard, an actor) becomes a 
 identical leaves in different watches share one term. Each term's spellings (its inflections, an
 actor's aliases, a hyphenated word split and joined) become patterns over the key stream of
 `monitor.rules.text` and go into one Aho-Corasick automaton (pyahocorasick, in C). Matching an
-article therefore costs one pass over its text whatever the number of watches; only the watches
-that one of the found terms can trigger are then evaluated (see `monitor.rules.matcher`).
+article therefore costs one pass over its text whatever the number of watches.
 
 A watch's query AST becomes a program of nested tuples over term ids, and a list of *clauses*:
-sets of terms of which at least one must be present for the watch to match at all. The cheapest
-clause decides which terms trigger the watch; the others are checked with one set operation each
-before the program runs."""
+sets of terms of which at least one must be present for the watch to match at all. The watches
+whose every clause met a found term are found with set operations in C over *postings* (for
+each term, the watches whose k-th clause holds it), so the Python work per article follows the
+watches that can match, not the watches there are. Most watches are an AND of ORs of terms with
+NOTs: their clauses and exclusions decide them; only the others run their program."""
 
 from __future__ import annotations
 
@@ -35,16 +36,12 @@ from monitor.rules.query import (
     Term,
     to_query,
 )
-from monitor.rules.spec import ActorSpec, Alias, RuleSet, WatchSpec
-from monitor.rules.text import join_compounds, keys, word_shape, words
+from monitor.rules.spec import FIELDS, ActorSpec, Alias, RuleSet, WatchSpec
+from monitor.rules.text import join_compounds, keys, shapes
 
 # Program opcodes (tuples are the fastest thing to walk in Python).
 TERM, AND, OR, NOT, NEAR = range(5)
 Program: TypeAlias = tuple[Any, ...]
-
-# How often a term of each kind is expected to occur, to pick the clause that triggers a watch:
-# actors ("Russia", "Ukraine") are in most articles this tool reads; a phrase is rare.
-_KIND_COST = {"actor": 8, "word": 2, "prefix": 3, "phrase": 1}
 
 
 class RuleCompileError(ValueError):
@@ -75,6 +72,12 @@ class CompiledWatch:
     program: Program
     clauses: tuple[frozenset[int], ...]  # each must meet the terms found
     scoring: frozenset[int]  # the terms that count towards the score (not under NOT)
+    excluded: frozenset[int]  # terms under a top-level NOT: none may be found
+    # True when clauses and excluded say all the program says (an AND of ORs of terms, with
+    # NOTs), which is most watches: they are decided with set operations alone.
+    decided_by_sets: bool
+    # The score of one term by the fields it was found in (bit 1: title, bit 2: text).
+    weight_by_fields: tuple[float, float, float, float]
 
     @property
     def name(self) -> str:
@@ -86,9 +89,20 @@ class CompiledRules:
     automaton: Any  # ahocorasick.Automaton; values are (pattern length, tuple of Pattern)
     terms: tuple[TermInfo, ...]
     watches: tuple[CompiledWatch, ...]
-    triggers: dict[int, tuple[int, ...]]  # term id -> indexes of the watches it triggers
+    # term -> ((clause count n, clause position k), watches with n clauses whose k-th holds it)
+    postings: dict[int, tuple[tuple[tuple[int, int], frozenset[int]], ...]]
+    clause_counts: tuple[int, ...]  # the numbers of clauses watches have
     max_words: int  # the longest pattern, in words
+    words: frozenset[str]  # every word of every pattern (a prefix pattern's stem included)
+    stems: frozenset[str]  # the stems of prefix patterns
     version: str  # a digest of the rules, to tell one compiled set from another
+
+    def could_use(self, word: str) -> bool:
+        """Whether some pattern has this word, or a prefix of it (a cheap test before trying a
+        hyphenated compound joined)."""
+        if word in self.words:
+            return True
+        return any(word[:n] in self.stems for n in range(3, len(word)))
 
     def watch(self, name: str) -> CompiledWatch:
         for watch in self.watches:
@@ -104,24 +118,28 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
     """Compile a resolved rule set; raises RuleCompileError for a term with nothing to match."""
     builder = _Builder(rules.actors)
     watches = tuple(builder.watch(spec) for spec in rules.watches)
-    triggers: dict[int, list[int]] = defaultdict(list)
+    postings: dict[int, dict[tuple[int, int], list[int]]] = defaultdict(lambda: defaultdict(list))
     for index, watch in enumerate(watches):
-        for term in _cheapest(watch.clauses, builder.kinds):
-            triggers[term].append(index)
+        n = len(watch.clauses)
+        for k, clause in enumerate(watch.clauses):
+            for term in clause:
+                postings[term][(n, k)].append(index)
     automaton = builder.automaton()
     digest = hashlib.sha256(repr(rules).encode()).hexdigest()[:16]
     return CompiledRules(
         automaton=automaton,
         terms=tuple(builder.terms),
         watches=watches,
-        triggers={term: tuple(ids) for term, ids in triggers.items()},
+        postings={
+            term: tuple((key, frozenset(ids)) for key, ids in by_clause.items())
+            for term, by_clause in postings.items()
+        },
+        clause_counts=tuple(sorted({len(w.clauses) for w in watches})),
         max_words=builder.max_words,
+        words=frozenset(builder.words),
+        stems=frozenset(builder.stems),
         version=digest,
     )
-
-
-def _cheapest(clauses: tuple[frozenset[int], ...], kinds: list[str]) -> frozenset[int]:
-    return min(clauses, key=lambda clause: sum(_KIND_COST[kinds[t]] for t in clause))
 
 
 class _Builder:
@@ -132,6 +150,8 @@ class _Builder:
         self.ids: dict[tuple[Any, ...], int] = {}
         self.patterns: dict[str, list[Pattern]] = defaultdict(list)
         self.max_words = 1
+        self.words: set[str] = set()
+        self.stems: set[str] = set()
 
     # --- watches ------------------------------------------------------------------------------
 
@@ -140,12 +160,26 @@ class _Builder:
         clauses = tuple(dict.fromkeys(_clauses(program)))
         if not clauses:
             raise RuleCompileError(f"watch {spec.name!r}: nothing to look for")
-        return CompiledWatch(spec, program, clauses, frozenset(_scoring(program)))
+        excluded, by_sets = _top_level_exclusions(program)
+        by_sets = by_sets and tuple(spec.fields) == FIELDS
+        title, text = spec.weights.get("title", 0.0), spec.weights.get("text", 0.0)
+        return CompiledWatch(
+            spec,
+            program,
+            clauses,
+            frozenset(_scoring(program)),
+            excluded,
+            by_sets,
+            (0.0, title, text, title + text),
+        )
 
     def program(self, node: Node, inflected: bool) -> Program:
         if isinstance(node, And | Or):
             op = AND if isinstance(node, And) else OR
-            return (op, tuple(self.program(item, inflected) for item in node.items))
+            items = tuple(self.program(item, inflected) for item in node.items)
+            # all terms: the matcher tests them with one set operation instead of a loop
+            terms = frozenset(i[1] for i in items) if all(i[0] == TERM for i in items) else None
+            return (op, items, terms)
         if isinstance(node, Not):
             return (NOT, self.program(node.item, inflected))
         if isinstance(node, Near):
@@ -224,6 +258,9 @@ class _Builder:
         if pattern not in self.patterns[stream]:
             self.patterns[stream].append(pattern)
         self.max_words = max(self.max_words, len(ks))
+        self.words.update(ks)
+        if prefix:
+            self.stems.add(ks[-1])
 
     def automaton(self) -> Any:
         if not self.patterns:
@@ -246,7 +283,7 @@ def _variants(text: str) -> list[tuple[list[str], bool]]:
 
 
 def _shape(text: str, joined: bool) -> tuple[str, ...]:
-    return tuple(word_shape(w) for w in words((join_compounds(text) or text) if joined else text))
+    return tuple(shapes((join_compounds(text) or text) if joined else text))
 
 
 def _clauses(program: Program) -> list[frozenset[int]]:
@@ -264,6 +301,33 @@ def _clauses(program: Program) -> list[frozenset[int]]:
     if op == NEAR:
         return [program[1], program[2]]
     return []  # NOT: requires an absence
+
+
+def _top_level_exclusions(program: Program) -> tuple[frozenset[int], bool]:
+    """The terms under the program's top-level NOTs, and whether the program is only terms, ORs
+    of terms and such NOTs under one AND (so its clauses and exclusions decide it)."""
+    items = program[1] if program[0] == AND else (program,)
+    excluded: set[int] = set()
+    simple = True
+    for item in items:
+        if item[0] == NOT:
+            inner = item[1]
+            simple = simple and _terms_only(inner)
+            excluded |= _term_set(inner) if _terms_only(inner) else set()
+        else:
+            simple = simple and _terms_only(item)
+    return frozenset(excluded), simple
+
+
+def _terms_only(program: Program) -> bool:
+    """A term, or an OR of terms."""
+    if program[0] == TERM:
+        return True
+    return program[0] == OR and all(item[0] == TERM for item in program[1])
+
+
+def _term_set(program: Program) -> set[int]:
+    return {program[1]} if program[0] == TERM else {item[1] for item in program[1]}
 
 
 def _scoring(program: Program) -> set[int]:

@@ -6,9 +6,11 @@ watch did or did not match. Both read the title and text the store keeps (boiler
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import NamedTuple
 
 from monitor.rules.compiler import (
@@ -23,7 +25,7 @@ from monitor.rules.compiler import (
 )
 from monitor.rules.snippet import Snippet, best_snippet
 from monitor.rules.spec import FIELDS, Filters
-from monitor.rules.text import Scanned, word_shape
+from monitor.rules.text import Scanned
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +61,35 @@ class TermHit:
     text: str  # as written in the article: "Troops", "Zelenskyy’s"
 
 
-@dataclass(frozen=True, slots=True)
 class Match:
-    watch: str
-    score: float
-    hits: tuple[TermHit, ...]
-    snippet: Snippet
+    """A watch an article matched, with its score; every term found (field, offsets, as written)
+    and the snippet are worked out when first read, so deciding costs only the decision."""
+
+    __slots__ = ("watch", "score", "_details", "_resolved")
+
+    def __init__(
+        self, watch: str, score: float, details: Callable[[], tuple[tuple[TermHit, ...], Snippet]]
+    ) -> None:
+        self.watch = watch
+        self.score = score
+        self._details = details
+        self._resolved: tuple[tuple[TermHit, ...], Snippet] | None = None
+
+    def _resolve(self) -> tuple[tuple[TermHit, ...], Snippet]:
+        if self._resolved is None:
+            self._resolved = self._details()
+        return self._resolved
+
+    @property
+    def hits(self) -> tuple[TermHit, ...]:
+        return self._resolve()[0]
+
+    @property
+    def snippet(self) -> Snippet:
+        return self._resolve()[1]
+
+    def __repr__(self) -> str:
+        return f"Match({self.watch!r}, score={self.score:g})"
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -72,14 +97,74 @@ class Match:
         return tuple(dict.fromkeys(hit.term for hit in self.hits))
 
 
-@dataclass
+class HitMap(Mapping[int, list[Hit]]):
+    """Term -> its hits, worked out when first asked: most watches only need to know which terms
+    were found, so a hit's word indexes and offsets are computed only for the terms that a
+    proximity clause, a snippet or an explanation reads."""
+
+    def __init__(self, scans: dict[str, Scanned], raw: dict[int, list[tuple[str, int, int]]]):
+        self._scans = scans
+        self._raw = raw  # term -> (field, where its first key starts in the stream, words)
+        self.present = frozenset(raw)
+        self._done: dict[int, list[Hit]] = {}
+        self.places: dict[tuple[int, str], frozenset[tuple[str, int]]] = {}  # see _places
+        self.extra: dict[int, list[Hit]] = {}  # hits found already resolved (compounds)
+
+    def __getitem__(self, term: int) -> list[Hit]:
+        done = self._done.get(term)
+        if done is None:
+            if term not in self._raw:
+                raise KeyError(term)
+            done = self._done[term] = self._resolve(term)
+        return done
+
+    def _resolve(self, term: int) -> list[Hit]:
+        hits = []
+        for field, at, words in self._raw[term]:
+            if at < 0:
+                continue  # a placeholder for hits that came resolved
+            scan = self._scans[field]
+            first = scan.token_at(at)
+            last = first + words - 1
+            start, end = scan.span(first, last)
+            hits.append(Hit(term, field, start, end, first, last))
+        hits += self.extra.get(term, ())
+        return list(dict.fromkeys(hits))  # one place can be found twice (split and joined)
+
+    def __contains__(self, term: object) -> bool:
+        return term in self._raw
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def fields(self) -> dict[int, int]:
+        """Each term's fields as bits: 1 title, 2 text."""
+        bits = {"title": 1, "text": 2}
+        found: dict[int, int] = {}
+        for term, raw in self._raw.items():
+            mask = 0
+            for field, _, _ in raw:
+                mask |= bits[field]
+            found[term] = mask
+        return found
+
+
+@dataclass(eq=False)
 class Found:
     """Every term found in a document, and the scanned fields (kept for proximity/snippets)."""
 
     scans: dict[str, Scanned]
-    by_term: dict[int, list[Hit]]
+    by_term: HitMap
 
-    def within(self, fields: Sequence[str]) -> dict[int, list[Hit]]:
+    @functools.cached_property
+    def fields_found(self) -> dict[int, int]:
+        """Each term's fields as bits: 1 title, 2 text (for scoring)."""
+        return self.by_term.fields()
+
+    def within(self, fields: Sequence[str]) -> Mapping[int, list[Hit]]:
         """The hits in these fields only."""
         if len(fields) == len(FIELDS):
             return self.by_term
@@ -97,70 +182,85 @@ class Found:
 def find(rules: CompiledRules, doc: Document) -> Found:
     """Run the automaton over the title and the text."""
     scans = {"title": Scanned.of(doc.title), "text": Scanned.of(doc.text)}
-    by_term: dict[int, list[Hit]] = defaultdict(list)
+    raw: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
+    extra: dict[int, list[Hit]] = defaultdict(list)
     for field, scan in scans.items():
-        seen: set[Hit] = set()
-        for hit in _hits(rules, scan, field):
-            if hit not in seen:
-                seen.add(hit)
-                by_term[hit.term].append(hit)
-    return Found(scans, dict(by_term))
+        _find_in(rules, scan, field, raw, extra)
+    hits = HitMap(scans, dict(raw))
+    hits.extra = dict(extra)
+    return Found(scans, hits)
 
 
-def _hits(rules: CompiledRules, scan: Scanned, field: str) -> Iterable[Hit]:
+def _find_in(
+    rules: CompiledRules,
+    scan: Scanned,
+    field: str,
+    raw: dict[int, list[tuple[str, int, int]]],
+    extra: dict[int, list[Hit]],
+) -> None:
     if not scan.keys:
         return
-    automaton = rules.automaton
-    spans, words = scan.spans, scan.words
-    for end, (length, patterns) in automaton.iter(scan.stream):
-        first = scan.token_at(end - length + 2)
+    for end, (length, patterns) in rules.automaton.iter(scan.stream):
+        at = end - length + 2  # where the first key starts in the stream
         for p in patterns:
-            last = first + p.words - 1
-            if p.shape is None or _shape_fits(p, words[first : last + 1]):
-                yield Hit(p.term, field, spans[first][0], spans[last][1], first, last)
-    # A hyphenated compound is also tried as one word ("build-up" as "buildup").
+            if p.shape is not None:
+                first = scan.token_at(at)
+                if not _shape_fits(p, scan.shapes(first, first + p.words - 1)):
+                    continue
+            raw[p.term].append((field, at, p.words))
+    # A compound is also tried as one word ("build-up" as "buildup"), if any pattern has it.
+    keys = scan.keys
     for lo, hi in scan.compounds():
-        yield from _compound_hits(rules, scan, field, lo, hi)
+        if rules.could_use("".join(keys[lo : hi + 1])):
+            for hit in _compound_hits(rules, scan, field, lo, hi):
+                extra[hit.term].append(hit)
+                raw[hit.term].append((field, -1, 0))  # found: presence and field
 
 
 def _compound_hits(
     rules: CompiledRules, scan: Scanned, field: str, lo: int, hi: int
 ) -> Iterable[Hit]:
-    """Hits that include the compound words[lo..hi] written as one word, looked for in a window
-    of the words around it as long as the longest pattern."""
+    """Hits that include words[lo..hi] joined into one word, looked for in a window of the
+    words around them as long as the longest pattern."""
     reach = rules.max_words - 1
     begin, stop = max(0, lo - reach), min(len(scan.keys), hi + 1 + reach)
-    window = [*scan.keys[begin:lo], "".join(scan.keys[lo : hi + 1]), *scan.keys[hi + 1 : stop]]
+    keys = scan.keys
+    window = [*keys[begin:lo], "".join(keys[lo : hi + 1]), *keys[hi + 1 : stop]]
     joined = lo - begin  # the compound's index in the window
-    shapes = [
-        *scan.words[begin:lo],
-        "".join(word_shape(w) for w in scan.words[lo : hi + 1]),
-        *scan.words[hi + 1 : stop],
-    ]
+
+    def word(w: int) -> int:  # the first word of the text under window word w
+        return begin + w if w <= joined else hi + (w - joined)
+
     stream = " " + " ".join(window) + " "
-    starts, at = [], 1
-    for key in window:
-        starts.append(at)
-        at += len(key) + 1
+    starts = list(accumulate((len(k) + 1 for k in window), initial=1))
     for end, (length, patterns) in rules.automaton.iter(stream):
         first_w = starts.index(end - length + 2)
         for p in patterns:
             last_w = first_w + p.words - 1
             if not first_w <= joined <= last_w:
-                continue  # the split text already gave this hit
-            if p.shape is not None and not _shape_fits(p, shapes[first_w : last_w + 1]):
+                continue  # the split text gave this hit already
+            first = word(first_w)
+            last = hi if last_w == joined else word(last_w)
+            if p.shape is not None and not _shape_fits(
+                p, _joined_shapes(scan, first, last, lo, hi)
+            ):
                 continue
-            first = begin + first_w if first_w < joined else lo
-            last = hi + (last_w - joined) if last_w >= joined else begin + last_w
-            yield Hit(p.term, field, scan.spans[first][0], scan.spans[last][1], first, last)
+            start, stop = scan.span(first, last)
+            yield Hit(p.term, field, start, stop, first, last)
 
 
-def _shape_fits(pattern: Pattern, words: Sequence[str]) -> bool:
+def _joined_shapes(scan: Scanned, first: int, last: int, lo: int, hi: int) -> list[str]:
+    words = scan.shapes(first, last)
+    a, b = lo - first, hi - first  # the compound's words among them
+    return [*words[:a], "".join(words[a : b + 1]), *words[b + 1 :]]
+
+
+def _shape_fits(pattern: Pattern, shapes: Sequence[str]) -> bool:
     """A case-sensitive spelling: the text's words as written (diacritics aside) must agree."""
     assert pattern.shape is not None
-    shapes = [word_shape(w) for w in words]
     if pattern.prefix:
-        return shapes[:-1] == list(pattern.shape[:-1]) and shapes[-1].startswith(pattern.shape[-1])
+        head, last = list(pattern.shape[:-1]), pattern.shape[-1]
+        return list(shapes[:-1]) == head and shapes[-1].startswith(last)
     return tuple(shapes) == pattern.shape
 
 
@@ -174,27 +274,50 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
     if not found.by_term:
         return []
     present = set(found.by_term)
-    candidates: set[int] = set()
-    for term in present:
-        candidates.update(rules.triggers.get(term, ()))
     matches = []
-    for index in sorted(candidates):
-        watch = rules.watches[index]
-        if any(clause.isdisjoint(present) for clause in watch.clauses):
+    watches = rules.watches
+    for index in candidates(rules, present):
+        watch = watches[index]
+        if watch.excluded and not watch.excluded.isdisjoint(present):
             continue
-        if not passes(watch.spec.filters, doc):
+        spec = watch.spec
+        if spec.filters and not passes(spec.filters, doc):
             continue
-        hits = found.within(watch.spec.fields)
-        if not evaluate(watch.program, hits, found.scans):
+        hits = found.within(spec.fields)
+        if not watch.decided_by_sets and not evaluate(watch.program, hits, found.scans):
             continue
-        score = score_of(watch, hits)
-        if score >= watch.spec.threshold:
-            matches.append(_result(rules, watch, hits, found, score))
+        if hits is found.by_term:
+            fields, weight = found.fields_found, watch.weight_by_fields
+            score = sum(weight[fields[t]] for t in watch.scoring if t in fields)
+        else:
+            score = score_of(watch, hits)
+        if score >= spec.threshold:
+            details = functools.partial(_details, rules, watch, hits, found)
+            matches.append(Match(watch.name, score, details))
     return matches
+
+
+def candidates(rules: CompiledRules, present: Iterable[int]) -> list[int]:
+    """The watches (indexes, in order) each of whose clauses met a found term: the only ones
+    looked at further. Unions and intersections of postings, in C."""
+    met: dict[tuple[int, int], list[frozenset[int]]] = defaultdict(list)
+    postings = rules.postings
+    for term in present:
+        for key, watches in postings.get(term, ()):
+            met[key].append(watches)
+    found: set[int] = set()
+    for n in rules.clause_counts:
+        groups = [met.get((n, k), []) for k in range(n)]
+        if not all(groups):
+            continue  # a clause position no found term meets: no watch with n clauses matches
+        found |= frozenset.intersection(*(frozenset().union(*g) for g in groups))
+    return sorted(found)
 
 
 def passes(filters: Filters, doc: Document) -> bool:
     """Whether the document is one the watch looks at (outlet, tags, language)."""
+    if not filters:
+        return True
     if filters.outlets and filters.outlets.isdisjoint(doc.outlets):
         return False
     if filters.tags and filters.tags.isdisjoint(doc.tags):
@@ -216,12 +339,47 @@ def evaluate(program: Program, hits: Mapping[int, list[Hit]], scans: dict[str, S
     if op == TERM:
         return program[1] in hits
     if op == AND:
+        if program[2] is not None:
+            return all(term in hits for term in program[2])
         return all(evaluate(item, hits, scans) for item in program[1])
     if op == OR:
+        if program[2] is not None:
+            return not program[2].isdisjoint(_present(hits))
         return any(evaluate(item, hits, scans) for item in program[1])
     if op == NOT:
         return not evaluate(program[1], hits, scans)
-    return closest(program, hits, scans) is not None
+    return _near_met(program, hits, scans)
+
+
+def _present(hits: Mapping[int, list[Hit]]) -> Set[int]:
+    return hits.present if isinstance(hits, HitMap) else hits.keys()
+
+
+def _near_met(program: Program, hits: Mapping[int, list[Hit]], scans: dict[str, Scanned]) -> bool:
+    _, left, right, within = program
+    if isinstance(within, int):
+        return closest(program, hits, scans) is not None
+    # the same sentence or paragraph: compare the sets of places each side was found in
+    mine = [_places(hits, term, within, scans) for term in left if term in hits]
+    if not mine:
+        return False
+    places = frozenset().union(*mine)
+    return any(not places.isdisjoint(_places(hits, t, within, scans)) for t in right if t in hits)
+
+
+def _places(
+    hits: Mapping[int, list[Hit]], term: int, unit: str, scans: dict[str, Scanned]
+) -> frozenset[tuple[str, int]]:
+    """The (field, sentence or paragraph number) a term was found in; kept per article."""
+    cache = hits.places if isinstance(hits, HitMap) else {}
+    found = cache.get((term, unit))
+    if found is None:
+        if unit == "sentence":
+            found = frozenset((h.field, scans[h.field].sentence_of(h.start)) for h in hits[term])
+        else:
+            found = frozenset((h.field, scans[h.field].paragraph_of(h.start)) for h in hits[term])
+        cache[(term, unit)] = found
+    return found
 
 
 def closest(
@@ -259,13 +417,9 @@ def score_of(watch: CompiledWatch, hits: Mapping[int, list[Hit]]) -> float:
     return total
 
 
-def _result(
-    rules: CompiledRules,
-    watch: CompiledWatch,
-    hits: Mapping[int, list[Hit]],
-    found: Found,
-    score: float,
-) -> Match:
+def _details(
+    rules: CompiledRules, watch: CompiledWatch, hits: Mapping[int, list[Hit]], found: Found
+) -> tuple[tuple[TermHit, ...], Snippet]:
     mine = [hit for term in watch.scoring for hit in hits.get(term, ())]
     mine.sort(key=lambda hit: (FIELDS.index(hit.field), hit.start))
     texts = {field: scan.text for field, scan in found.scans.items()}
@@ -273,14 +427,20 @@ def _result(
         TermHit(rules.terms[h.term].label, h.field, h.start, h.end, texts[h.field][h.start : h.end])
         for h in mine
     )
-    return Match(watch.name, score, term_hits, snippet_for(found, mine))
+    return term_hits, snippet_for(found, mine)
 
 
 def snippet_for(found: Found, hits: Sequence[Hit]) -> Snippet:
     """The best sentence or two of the text; the title when the text is empty."""
-    text = found.scans["text"].text
-    if text.strip():
-        return best_snippet(text, [(h.start, h.end, h.term) for h in hits if h.field == "text"])
+    scan = found.scans["text"]
+    if scan.keys:
+        in_text = [(h.start, h.end, h.term) for h in hits if h.field == "text"]
+        return best_snippet(
+            scan.text,
+            in_text,
+            sentences=scan.sentence_spans,
+            sentence_of=scan.sentence_of,
+        )
     title = found.scans["title"].text
     marks = tuple(sorted({(h.start, h.end) for h in hits if h.field == "title"}))
     return best_snippet(title, [(s, e, 0) for s, e in marks])

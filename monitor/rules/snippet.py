@@ -6,10 +6,12 @@ so each output format marks them its own way (bold in Slack, <mark> in HTML) aft
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from monitor.rules.text import sentence_spans
+from monitor.rules.text import sentence_ends, sentence_spans
 
 MAX_CHARS = 320  # about two sentences of news prose
 SHORT_SENTENCE = 120  # a best sentence shorter than this is followed by the next one
@@ -32,23 +34,36 @@ class Snippet:
 
 
 def best_snippet(
-    text: str, hits: Sequence[tuple[int, int, int]], max_chars: int = MAX_CHARS
+    text: str,
+    hits: Sequence[tuple[int, int, int]],
+    max_chars: int = MAX_CHARS,
+    sentences: Sequence[tuple[int, int]] | None = None,
+    sentence_of: Callable[[int], int] | None = None,
 ) -> Snippet:
-    """The snippet of `text` for `hits` given as (start, end, term id)."""
-    sentences = sentence_spans(text)
-    if not sentences:
-        return Snippet("", ())
-    best = max(range(len(sentences)), key=lambda i: _merit(sentences[i], hits, i))
+    """The snippet of `text` for `hits` given as (start, end, term id).
+
+    `sentences` (aligned with `sentence_of`, see `Scanned`) saves splitting the text again when
+    one article yields several matches."""
+    if sentences is None or sentence_of is None:
+        scan_ends = sentence_ends(text)
+        sentences = sentence_spans(text, scan_ends)
+        sentence_of = functools.partial(bisect_right, scan_ends)
+    inside: dict[int, list[int]] = {}
+    for start, end, term in hits:
+        index = sentence_of(start)
+        if end <= sentences[index][1]:
+            inside.setdefault(index, []).append(term)
+    if inside:
+        best = max(inside, key=lambda i: (len(set(inside[i])), len(inside[i]), -i))
+    else:
+        best = next((i for i, (s, e) in enumerate(sentences) if e > s), -1)
+        if best < 0:
+            return Snippet("", ())
     start, end = sentences[best]
-    if end - start < SHORT_SENTENCE and best + 1 < len(sentences):
-        end = sentences[best + 1][1]
+    following = [span for span in sentences[best + 1 :] if span[1] > span[0]]
+    if end - start < SHORT_SENTENCE and following:
+        end = following[0][1]
     return _cut(text, start, end, hits, max_chars)
-
-
-def _merit(sentence: tuple[int, int], hits: Sequence[tuple[int, int, int]], index: int) -> tuple:
-    start, end = sentence
-    inside = [term for s, e, term in hits if s >= start and e <= end]
-    return (len(set(inside)), len(inside), -index)
 
 
 def _cut(

@@ -44,6 +44,10 @@ class Filters:
     tags: frozenset[str] = frozenset()  # any of these outlet/feed tags
     languages: frozenset[str] = frozenset()  # language tags, compared case-insensitively
 
+    def __bool__(self) -> bool:
+        """Whether any filter is set (most watches have none)."""
+        return bool(self.outlets or self.tags or self.languages)
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

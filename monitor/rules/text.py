@@ -1,92 +1,128 @@
 """Text normalisation for matching: words, their match keys, sentences and paragraphs.
 
-Matching compares *keys*, never raw text. A word's key is the word case-folded, with diacritics
-removed (Zelenskyy, Zelenskýy), apostrophes unified and dropped ("Kyiv’s" → "kyiv", possessive
-'s removed; "Luhans'k" → "luhansk"), so the patterns and the text are normalised by the same
-function. A *shape* is the same without case folding: it checks case-sensitive aliases ("US" is
-not "us").
+Matching compares *keys*, never raw text. Text is folded character for character, so every offset
+into the folded text is an offset into the original: letters are lower-cased and stripped of
+diacritics (Zelenskýy → zelenskyy), and everything that is not a letter or digit (punctuation,
+apostrophes, hyphens, dots, whitespace) becomes a space. The words of the folded text are the
+keys. A *shape* is the same without lower-casing: it checks case-sensitive aliases ("US" is not
+"us"). Patterns are folded by the same functions, so "Kyiv’s" is the words "kyiv s" whether it is
+in an alias or in an article, and "U.S." is "u s".
 
-Hyphens: "build-up" is two words ("build", "up") joined by a hyphen. The text is scanned with
-hyphens splitting words, so "Russia-Ukraine" contains "russia"; each hyphenated compound is also
-tried joined ("buildup"), so a pattern written either way matches either spelling (see
-`monitor.rules.matcher`). Dots split words too, so "U.S." is the two words "u s".
+Hyphens and apostrophes inside a word split it ("Russia-Ukraine" contains "russia"); each such
+compound is also tried joined ("build-up" as "buildup", "Luhans'k" as "luhansk"), so a pattern
+written either way matches either spelling (see `monitor.rules.matcher`).
 
-Offsets are always into the original field text, so hits can be highlighted where they are.
+The work per article is a handful of passes in C (lower, translate, split, join, accumulate):
+Python-level loops over the words are what made matching slow.
 """
 
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import accumulate
+from itertools import accumulate, compress
+from operator import add
 
 APOSTROPHES = "'’ʼ‘`´"
 HYPHENS = "-‐‑"  # hyphen-minus, hyphen, non-breaking hyphen (not dashes, which separate)
-# Letters/digits of any script, with their combining marks (decomposed text keeps them apart).
-_LETTER = r"[^\W_]"
-_MARKS = "\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u20d0-\u20ff"
-_WORD = rf"{_LETTER}(?:{_LETTER}|[{_MARKS}])*"
-TOKEN = re.compile(rf"{_WORD}(?:[{APOSTROPHES}]{_WORD})*")
-_JUNCTION = re.compile(rf"(?<={_LETTER})[{HYPHENS}](?={_LETTER})")
-_APOSTROPHE_TABLE = str.maketrans("", "", APOSTROPHES)
-# Letters NFKD does not decompose into a base letter and a mark.
-_FOLD = str.maketrans(
-    {"ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "ı": "i", "æ": "ae", "Æ": "AE"}
+JOINERS = APOSTROPHES + HYPHENS  # split a word, and are also tried as joining it
+_JUNCTION = re.compile(rf"(?<=[^\W_])[{re.escape(JOINERS)}](?=[^\W_])")
+_ASCII_SEPARATORS = str.maketrans(
+    {c: " " for c in string.punctuation + string.whitespace + "\x00\x7f"}
+    | {chr(i): " " for i in range(32)}
 )
-_MAX_CACHE = 200_000
-_keys: dict[str, str] = {}
-_shapes: dict[str, str] = {}
+_DISTINCT_LIMIT = 24  # up to this many distinct non-ASCII characters, str.replace each one
 
 
-def word_shape(word: str) -> str:
-    """A word as matched case-sensitively: no diacritics, no apostrophes, no possessive 's."""
-    shape = _shapes.get(word)
-    if shape is None:
-        if len(_shapes) > _MAX_CACHE:
-            _shapes.clear()
-        shape = _shapes[word] = _compute_shape(word)
-    return shape
+def _fold_table(lower: bool) -> dict[int, str]:
+    """Non-ASCII characters that fold to one other character: letters with diacritics to their
+    base letter, punctuation, symbols and spaces to a space."""
+    table: dict[int, str] = {}
+    for code in range(0x80, 0x3000):
+        char = chr(code)
+        category = unicodedata.category(char)
+        if category[0] in "PSZC" or char in "ʼʹ":
+            table[code] = " "
+        elif category[0] == "L":
+            base = "".join(
+                c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+            )
+            base = base.lower() if lower else base
+            if len(base) == 1 and base != char:
+                table[code] = base
+    return table
 
 
-def word_key(word: str) -> str:
-    """A word as matched by default: its shape, case-folded."""
-    key = _keys.get(word)
-    if key is None:
-        if len(_keys) > _MAX_CACHE:
-            _keys.clear()
-        key = _keys[word] = word_shape(word).casefold()
-    return key
+_FOLD = _fold_table(lower=True)
+_FOLD_CASE = _fold_table(lower=False)
 
 
-def _compute_shape(word: str) -> str:
-    if len(word) > 2 and word[-2] in APOSTROPHES and word[-1] in "sS":
-        word = word[:-2]  # possessive: "Kyiv's", "NATO’s"
-    word = word.translate(_APOSTROPHE_TABLE)
-    if word.isascii():
-        return word
-    decomposed = unicodedata.normalize("NFKD", word.translate(_FOLD))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def words(text: str) -> list[str]:
-    """The words of `text` (hyphens and dots split words)."""
-    return TOKEN.findall(text)
+def fold(text: str, lower: bool = True) -> str:
+    """`text` as matched, of the same length: letters lower-cased (unless `lower` is False) and
+    without diacritics, every other character a space."""
+    low = text.lower() if lower else text
+    if len(low) != len(text):  # a few letters lower-case to two characters (İ)
+        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    if not low.isascii():
+        table = _FOLD if lower else _FOLD_CASE
+        distinct = [c for c in set(low) if ord(c) > 0x7F]
+        if len(distinct) <= _DISTINCT_LIMIT:  # English news: a few quotes and accents
+            for char in distinct:
+                low = low.replace(char, table.get(ord(char), char))
+        else:
+            low = low.translate(table)
+    return low.translate(_ASCII_SEPARATORS)  # C's fast path when the text is ASCII by now
 
 
 def keys(text: str) -> list[str]:
     """The match keys of the words of `text`."""
-    return [word_key(w) for w in TOKEN.findall(text)]
+    return fold(text).split()
+
+
+def shapes(text: str) -> list[str]:
+    """The words of `text` as case-sensitive aliases compare them."""
+    return fold(text, lower=False).split()
+
+
+def word_key(word: str) -> str:
+    """One word's key (a word with an apostrophe or hyphen inside is several words: joined)."""
+    return "".join(keys(word))
+
+
+def _positions(text: str, char: str) -> list[int]:
+    """Every offset of `char` in `text` (str.find is far quicker than a regex scan)."""
+    found, at = [], text.find(char)
+    while at != -1:
+        found.append(at)
+        at = text.find(char, at + 1)
+    return found
 
 
 def join_compounds(text: str) -> str | None:
-    """`text` with each hyphenated compound written as one word ("build-up" → "buildup");
-    None when it has none."""
+    """`text` with each hyphenated or apostrophised compound written as one word ("build-up" →
+    "buildup"); None when it has none."""
     if not _JUNCTION.search(text):
         return None
     return _JUNCTION.sub("", text)
+
+
+def words(text: str) -> list[str]:
+    """The words of `text` as written (split where `fold` puts spaces)."""
+    folded = fold(text, lower=False)
+    return [text[s : s + len(w)] for s, w in _starts_and_words(folded)]
+
+
+def _starts_and_words(folded: str) -> list[tuple[int, str]]:
+    out, at = [], 0
+    for part in folded.split(" "):
+        if part:
+            out.append((at, part))
+        at += len(part) + 1
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -95,48 +131,81 @@ def join_compounds(text: str) -> str | None:
 
 @dataclass
 class Scanned:
-    """One field's words (offsets into `text`) and the key stream the automaton runs over.
+    """One field's keys and the stream the automaton runs over, with the way back to offsets.
 
     `stream` is " key0 key1 ... keyN " (a space before and after every key), so a pattern
     " troops " can only match whole words and " sanction" only at a word's start."""
 
     text: str
-    spans: list[tuple[int, int]]
-    words: list[str]
     keys: list[str]
     stream: str
-    starts: list[int]  # where each key starts in `stream`
+    _parts: list[str] = field(repr=False)  # the folded text split at every single space
 
     @classmethod
     def of(cls, text: str) -> Scanned:
-        found = [(m.span(), m.group()) for m in TOKEN.finditer(text)]
-        spans = [span for span, _ in found]
-        words = [word for _, word in found]
-        ks = [word_key(w) for w in words]
-        starts = list(accumulate((len(k) + 1 for k in ks), initial=1))
-        return cls(text, spans, words, ks, " " + " ".join(ks) + " ", starts[:-1])
+        if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)  # "e" + combining accent is one letter
+        parts = fold(text).split(" ")
+        ks = [part for part in parts if part]
+        return cls(text, ks, " " + " ".join(ks) + " ", parts)
+
+    @cached_property
+    def _stream_starts(self) -> list[int]:
+        """Where each key starts in `stream`."""
+        before = accumulate(map(len, self.keys), initial=0)  # key characters before key i
+        return list(map(add, before, range(1, len(self.keys) + 1)))
+
+    @cached_property
+    def starts(self) -> list[int]:
+        """Where each word starts in `text`."""
+        parts = self._parts
+        part_starts = map(add, accumulate(map(len, parts), initial=0), range(len(parts)))
+        return list(compress(part_starts, parts))
 
     def token_at(self, stream_pos: int) -> int:
         """The index of the word whose key starts at `stream_pos` in the stream."""
-        return bisect_right(self.starts, stream_pos) - 1
+        return bisect_right(self._stream_starts, stream_pos) - 1
+
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """Offsets in `text` from the start of word `first` to the end of word `last`."""
+        starts = self.starts
+        return starts[first], starts[last] + len(self.keys[last])
+
+    def shapes(self, first: int, last: int) -> list[str]:
+        """Words `first` to `last` as case-sensitive aliases compare them."""
+        start, end = self.span(first, last)
+        return shapes(self.text[start:end])
 
     def compounds(self) -> list[tuple[int, int]]:
-        """Runs of words joined by single hyphens, as (first, last) word indexes."""
+        """Runs of words joined by a hyphen or an apostrophe, as (first, last) word indexes."""
+        text = self.text
+        junctions = sorted(
+            at for joiner in JOINERS if joiner in text for at in _positions(text, joiner)
+        )
         runs: list[tuple[int, int]] = []
-        for m in _JUNCTION.finditer(self.text):
-            left = bisect_right(self.spans, (m.start(), 1 << 62)) - 1
-            if left < 0 or left + 1 >= len(self.spans):
+        starts = self.starts if junctions else []
+        for at in junctions:
+            if not (0 < at < len(text) - 1 and text[at - 1].isalnum() and text[at + 1].isalnum()):
                 continue
+            right = bisect_right(starts, at + 1) - 1  # the word starting after the joiner
+            if right < 1 or starts[right] != at + 1:
+                continue
+            left = right - 1
             if runs and runs[-1][1] == left:
-                runs[-1] = (runs[-1][0], left + 1)
+                runs[-1] = (runs[-1][0], right)
             else:
-                runs.append((left, left + 1))
+                runs.append((left, right))
         return runs
 
     @cached_property
     def sentence_ends(self) -> list[int]:
         """Offsets where sentences end (each is the start of the gap before the next)."""
         return sentence_ends(self.text)
+
+    @cached_property
+    def sentence_spans(self) -> list[tuple[int, int]]:
+        """Sentence i (as `sentence_of` counts) as (start, end); empty ones are (start, start)."""
+        return sentence_spans(self.text, self.sentence_ends)
 
     @cached_property
     def paragraph_ends(self) -> list[int]:
@@ -154,101 +223,55 @@ class Scanned:
 
 
 _PARAGRAPH_BREAK = re.compile(r"\s*\n\s*")
-# A sentence ends at . ! ? or … (with closing quotes/brackets) before whitespace and a capital,
-# digit or opening quote; or at a line break.
-_SENTENCE_END = re.compile(
-    r"[.!?…]+[\"'”’»)\]]*(?P<gap>\s+)(?=[\"'“‘«(\[]?[\d\w])|(?P<line>\s*\n\s*)"
-)
 # Words after which a full stop does not end the sentence.
-_ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "st",
-        "gen",
-        "lt",
-        "col",
-        "maj",
-        "sgt",
-        "capt",
-        "cmdr",
-        "adm",
-        "sen",
-        "rep",
-        "gov",
-        "pres",
-        "amb",
-        "rev",
-        "gens",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "no",
-        "vs",
-        "etc",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "approx",
-        "est",
-    ]
+_ABBREVIATIONS = [
+    *("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "Gen", "Lt", "Col", "Maj", "Sgt", "Capt", "Cmdr"),
+    *("Adm", "Sen", "Rep", "Gov", "Pres", "Amb", "Rev", "Gens", "No", "vs", "etc", "approx"),
+    *("Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec"),
+    *("Inc", "Ltd", "Co", "Corp", "est"),
+]
+# A sentence ends at . ! ? or … (with closing quotes/brackets) before spaces and then a capital,
+# a digit or an opening quote; or at a line break. A dot after an abbreviation, an initial ("A.")
+# or a dotted abbreviation ("U.S.") does not end one. The regex finds the candidates in C; the
+# few dots among them are then checked in Python (lookbehinds in the regex cost three times more).
+_ABBREVIATIONS_FOLDED = frozenset(a.casefold() for a in _ABBREVIATIONS)
+_LOWER = "a-zà-ÿа-яёіїєґ"
+_SENTENCE_END = re.compile(
+    rf"[.!?…]+[\"'”’»)\]]*(?P<gap>[ \t\r\f\v]+)(?=[\"'“‘«(\[]?(?![{_LOWER}])[^\W_])"
 )
 
 
 def sentence_ends(text: str) -> list[int]:
     """Offsets of the gaps between sentences: "Mr. Blinken" and "U.S. officials" do not end one."""
-    ends = []
-    for m in _SENTENCE_END.finditer(text):
-        if m.group("line") is not None:
-            ends.append(m.start("line"))
-            continue
-        gap = m.start("gap")
-        if "\n" in m.group("gap"):  # a line break always ends the sentence
-            ends.append(gap)
-            continue
-        if _is_abbreviation(text, m.start()) or not _starts_sentence(text, m.end()):
-            continue
-        ends.append(gap)
+    ends = [
+        m.start("gap") for m in _SENTENCE_END.finditer(text) if not _after_abbreviation(text, m)
+    ]
+    if "\n" in text:  # a line break always ends one (a separate scan: an alternation is slow)
+        breaks = [at for at in _positions(text, "\n") if at == 0 or text[at - 1] != "\n"]
+        ends = sorted({*ends, *breaks})
     return ends
 
 
-def _is_abbreviation(text: str, dot: int) -> bool:
+def _after_abbreviation(text: str, m: re.Match[str]) -> bool:
+    dot = m.start()
+    if text[dot] != ".":
+        return False
     start = dot
     while start > 0 and (text[start - 1].isalpha() or text[start - 1] == "."):
         start -= 1
     word = text[start:dot]
-    # "U.S." or "A." (an initial) end in a dot without ending the sentence
-    return word.casefold() in _ABBREVIATIONS or "." in word or len(word) == 1
+    return len(word) == 1 or "." in word or word.casefold() in _ABBREVIATIONS_FOLDED
 
 
-def _starts_sentence(text: str, at: int) -> bool:
-    while at < len(text) and text[at] in "\"'“‘«([":
-        at += 1
-    return at < len(text) and (text[at].isupper() or text[at].isdigit())
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Each sentence of `text` as (start, end), surrounding whitespace excluded."""
+def sentence_spans(text: str, ends: list[int] | None = None) -> list[tuple[int, int]]:
+    """Each sentence of `text` as (start, end), surrounding whitespace excluded; an empty one
+    (text that is only whitespace) is (start, start), so the list lines up with `ends`."""
     spans = []
     start = 0
-    for end in [*sentence_ends(text), len(text)]:
+    for end in [*(sentence_ends(text) if ends is None else ends), len(text)]:
         piece = text[start:end]
         stripped = piece.strip()
-        if stripped:
-            lead = len(piece) - len(piece.lstrip())
-            spans.append((start + lead, start + lead + len(stripped)))
+        lead = len(piece) - len(piece.lstrip())
+        spans.append((start + lead, start + lead + len(stripped)))
         start = end
     return spans
