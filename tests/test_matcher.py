@@ -334,3 +334,51 @@ def test_an_alias_with_nothing_to_match_is_refused():
 def test_an_unknown_actor_is_refused_at_compile_time():
     with pytest.raises(RuleCompileError, match="unknown actor @nobody"):
         rules(("w", "@nobody"))
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped actors.yaml, on the corpus
+
+
+SHIPPED_SPELLINGS = [
+    ("000", "putin", "Putin"),
+    ("000", "donbas", "Donbas"),
+    ("001", "zelensky", "Zelenskiy"),
+    ("001", "lukashenka", "Alyaksandr Lukashenka"),
+    ("001", "belarus", "Belarus"),
+    ("001", "crimea", "Crimea"),
+    ("001", "us", "U.S"),
+    ("002", "zelensky", "Zelenskyy"),
+    ("002", "lavrov", "Sergey Lavrov"),
+    ("002", "ukraine", "Kiev"),
+    ("002", "ukraine", "KYIV"),
+    ("002", "biden", "Biden"),
+    ("003", "lavrov", "Sergei Lavrov"),
+    ("003", "osce", "OSCE"),
+    ("003", "kuleba", "Kuleba"),
+    ("003", "nato", "NATO"),
+    ("004", "donbas", "Donbass"),
+    ("004", "russia", "Kremlin"),
+    ("004", "us", "US"),
+]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from monitor.config.rules import load_rules
+
+    actors = load_rules(Path(__file__).parent.parent / "config").actors
+    specs = tuple(WatchSpec(name, parse_query(f"@{name}")) for name in actors)
+    return compile_rules(RuleSet(actors, specs))
+
+
+@pytest.mark.parametrize(("number", "actor", "spelling"), SHIPPED_SPELLINGS)
+def test_the_shipped_actors_find_every_spelling_in_the_corpus(shipped, number, actor, spelling):
+    text = corpus(number)
+    found = {m.watch: {h.text for h in m.hits} for m in match(shipped, Document("", text))}
+    assert spelling in found[actor]
+
+
+def test_the_shipped_actors_do_not_fire_on_look_alikes(shipped):
+    text = "The senators and the Prussian envoy told us; Eunice and Usman met the nato-fan club."
+    assert {m.watch for m in match(shipped, Document("", text))} == set()
