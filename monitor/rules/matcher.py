@@ -107,7 +107,7 @@ class HitMap(Mapping[int, list[Hit]]):
         self._raw = raw  # term -> (field, where its first key starts in the stream, words)
         self.present = frozenset(raw)
         self._done: dict[int, list[Hit]] = {}
-        self.places: dict[tuple[int, str], frozenset[tuple[str, int]]] = {}  # see _places
+        self._places: dict[tuple[int, str], frozenset[tuple[str, int]]] = {}
         self.extra: dict[int, list[Hit]] = {}  # hits found already resolved (compounds)
 
     def __getitem__(self, term: int) -> list[Hit]:
@@ -139,6 +139,22 @@ class HitMap(Mapping[int, list[Hit]]):
 
     def __len__(self) -> int:
         return len(self._raw)
+
+    def places(self, term: int, unit: str) -> frozenset[tuple[str, int]]:
+        """The (field, sentence or paragraph number) where a term was found, worked out from
+        the stream positions without building its hits; kept for the article."""
+        found = self._places.get((term, unit))
+        if found is None:
+            spots = set()
+            for field, at, _ in self._raw[term]:
+                if at >= 0:
+                    scan = self._scans[field]
+                    offset = scan.starts[scan.token_at(at)]
+                    spots.add((field, scan.unit_of(unit, offset)))
+            for hit in self.extra.get(term, ()):
+                spots.add((hit.field, self._scans[hit.field].unit_of(unit, hit.start)))
+            found = self._places[(term, unit)] = frozenset(spots)
+        return found
 
     def fields(self) -> dict[int, int]:
         """Each term's fields as bits: 1 title, 2 text."""
@@ -370,16 +386,10 @@ def _near_met(program: Program, hits: Mapping[int, list[Hit]], scans: dict[str, 
 def _places(
     hits: Mapping[int, list[Hit]], term: int, unit: str, scans: dict[str, Scanned]
 ) -> frozenset[tuple[str, int]]:
-    """The (field, sentence or paragraph number) a term was found in; kept per article."""
-    cache = hits.places if isinstance(hits, HitMap) else {}
-    found = cache.get((term, unit))
-    if found is None:
-        if unit == "sentence":
-            found = frozenset((h.field, scans[h.field].sentence_of(h.start)) for h in hits[term])
-        else:
-            found = frozenset((h.field, scans[h.field].paragraph_of(h.start)) for h in hits[term])
-        cache[(term, unit)] = found
-    return found
+    """The (field, sentence or paragraph number) a term was found in."""
+    if isinstance(hits, HitMap):
+        return hits.places(term, unit)
+    return frozenset((h.field, scans[h.field].unit_of(unit, h.start)) for h in hits[term])
 
 
 def closest(

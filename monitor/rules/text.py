@@ -217,6 +217,11 @@ class Scanned:
     def paragraph_of(self, offset: int) -> int:
         return bisect_right(self.paragraph_ends, offset)
 
+    def unit_of(self, unit: str, offset: int) -> int:
+        """The number of the sentence or paragraph (`unit`) holding `offset`."""
+        ends = self.sentence_ends if unit == "sentence" else self.paragraph_ends
+        return bisect_right(ends, offset)
+
 
 # --------------------------------------------------------------------------------------------------
 # Sentences
