@@ -92,6 +92,9 @@ class CompiledRules:
     # term -> ((clause count n, clause position k), watches with n clauses whose k-th holds it)
     postings: dict[int, tuple[tuple[tuple[int, int], frozenset[int]], ...]]
     clause_counts: tuple[int, ...]  # the numbers of clauses watches have
+    excluding: dict[int, frozenset[int]]  # term -> watches it rules out (top-level NOT)
+    # Watches decided by their clauses and exclusions alone: no filter, no threshold, every field
+    plain: frozenset[int]
     max_words: int  # the longest pattern, in words
     words: frozenset[str]  # every word of every pattern (a prefix pattern's stem included)
     stems: frozenset[str]  # the stems of prefix patterns
@@ -135,6 +138,8 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
             for term, by_clause in postings.items()
         },
         clause_counts=tuple(sorted({len(w.clauses) for w in watches})),
+        excluding=_excluding(watches),
+        plain=frozenset(i for i, w in enumerate(watches) if _plain(w)),
         max_words=builder.max_words,
         words=frozenset(builder.words),
         stems=frozenset(builder.stems),
@@ -270,6 +275,19 @@ class _Builder:
             automaton.add_word(stream, (len(stream), tuple(patterns)))
         automaton.make_automaton()
         return automaton
+
+
+def _excluding(watches: tuple[CompiledWatch, ...]) -> dict[int, frozenset[int]]:
+    by_term: dict[int, set[int]] = defaultdict(set)
+    for index, watch in enumerate(watches):
+        for term in watch.excluded:
+            by_term[term].add(index)
+    return {term: frozenset(ids) for term, ids in by_term.items()}
+
+
+def _plain(watch: CompiledWatch) -> bool:
+    spec = watch.spec
+    return watch.decided_by_sets and not spec.filters and spec.threshold <= 0
 
 
 def _variants(text: str) -> list[tuple[list[str], bool]]:

@@ -65,15 +65,24 @@ class Match:
     """A watch an article matched, with its score; every term found (field, offsets, as written)
     and the snippet are worked out when first read, so deciding costs only the decision."""
 
-    __slots__ = ("watch", "score", "_details", "_resolved")
+    __slots__ = ("watch", "_score", "_details", "_resolved")
 
     def __init__(
-        self, watch: str, score: float, details: Callable[[], tuple[tuple[TermHit, ...], Snippet]]
+        self,
+        watch: str,
+        score: float | Callable[[], float],
+        details: Callable[[], tuple[tuple[TermHit, ...], Snippet]],
     ) -> None:
         self.watch = watch
-        self.score = score
+        self._score = score  # a watch without a threshold has its score worked out when read
         self._details = details
         self._resolved: tuple[tuple[TermHit, ...], Snippet] | None = None
+
+    @property
+    def score(self) -> float:
+        if callable(self._score):
+            self._score = self._score()
+        return self._score
 
     def _resolve(self) -> tuple[tuple[TermHit, ...], Snippet]:
         if self._resolved is None:
@@ -291,10 +300,17 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
         return []
     present = set(found.by_term)
     matches = []
-    watches = rules.watches
+    watches, plain = rules.watches, rules.plain
+    excluded = [rules.excluding[t] for t in present if t in rules.excluding]
+    blocked = frozenset().union(*excluded)  # watches a found term rules out (a top-level NOT)
     for index in candidates(rules, present):
+        if index in blocked:
+            continue
         watch = watches[index]
-        if watch.excluded and not watch.excluded.isdisjoint(present):
+        if index in plain:  # decided: every clause met, nothing excluded found
+            lazy_score = functools.partial(_score, found, watch)
+            details = functools.partial(_details, rules, watch, found.by_term, found)
+            matches.append(Match(watch.name, lazy_score, details))
             continue
         spec = watch.spec
         if spec.filters and not passes(spec.filters, doc):
@@ -302,11 +318,7 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
         hits = found.within(spec.fields)
         if not watch.decided_by_sets and not evaluate(watch.program, hits, found.scans):
             continue
-        if hits is found.by_term:
-            fields, weight = found.fields_found, watch.weight_by_fields
-            score = sum(weight[fields[t]] for t in watch.scoring if t in fields)
-        else:
-            score = score_of(watch, hits)
+        score = _score(found, watch) if hits is found.by_term else score_of(watch, hits)
         if score >= spec.threshold:
             details = functools.partial(_details, rules, watch, hits, found)
             matches.append(Match(watch.name, score, details))
@@ -414,6 +426,12 @@ def _near(a: Hit, b: Hit, within: int | str, scan: Scanned) -> bool:
     # NEAR/N: the later one starts at most N words after the earlier one ends (adjacent = 1)
     assert isinstance(within, int)
     return max(b.first - a.last, a.first - b.last) <= within
+
+
+def _score(found: Found, watch: CompiledWatch) -> float:
+    """score_of over every field, from the found terms' fields (kept for the article)."""
+    fields, weight = found.fields_found, watch.weight_by_fields
+    return sum(weight[fields[t]] for t in watch.scoring if t in fields)
 
 
 def score_of(watch: CompiledWatch, hits: Mapping[int, list[Hit]]) -> float:
