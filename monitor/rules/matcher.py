@@ -6,6 +6,7 @@ watch did or did not match. Both read the title and text the store keeps (boiler
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
@@ -183,6 +184,7 @@ class Found:
 
     scans: dict[str, Scanned]
     by_term: HitMap
+    shown: dict[Hit, TermHit] = dataclasses.field(default_factory=dict)  # built by _details, shared
 
     @functools.cached_property
     def fields_found(self) -> dict[int, int]:
@@ -449,13 +451,18 @@ def _details(
     rules: CompiledRules, watch: CompiledWatch, hits: Mapping[int, list[Hit]], found: Found
 ) -> tuple[tuple[TermHit, ...], Snippet]:
     mine = [hit for term in watch.scoring for hit in hits.get(term, ())]
-    mine.sort(key=lambda hit: (FIELDS.index(hit.field), hit.start))
-    texts = {field: scan.text for field, scan in found.scans.items()}
-    term_hits = tuple(
-        TermHit(rules.terms[h.term].label, h.field, h.start, h.end, texts[h.field][h.start : h.end])
-        for h in mine
-    )
-    return term_hits, snippet_for(found, mine)
+    mine.sort(key=_in_reading_order)
+    shown = found.shown
+    for hit in mine:  # one article's matches share their terms: each is built once
+        if hit not in shown:
+            text = found.scans[hit.field].text[hit.start : hit.end]
+            label = rules.terms[hit.term].label
+            shown[hit] = TermHit(label, hit.field, hit.start, hit.end, text)
+    return tuple(shown[hit] for hit in mine), snippet_for(found, mine)
+
+
+def _in_reading_order(hit: Hit) -> tuple[int, int]:
+    return (0 if hit.field == "title" else 1, hit.start)
 
 
 def snippet_for(found: Found, hits: Sequence[Hit]) -> Snippet:
