@@ -53,6 +53,8 @@ BAD_CASES = [
     pytest.param("notify_without_channels_file", {}, id="notify without channels.yaml"),
     pytest.param("bad_values", {}, id="wrong values for every watch key"),
     pytest.param("bad_channels", SECRET_ENV, id="bad channels"),
+    pytest.param("channel_options", {}, id="bad timezone, quiet hours, rate, format"),
+    pytest.param("channel_url_files", {}, id="a url_file missing, or given with url"),
     pytest.param("issues_in_every_file", {}, id="issues of all three files at once"),
     pytest.param("broken_actors_file", {}, id="no unknown-actor noise when actors.yaml fails"),
     pytest.param("watches_not_a_mapping", {}, id="watches.yaml is a list"),
@@ -435,3 +437,42 @@ def test_with_the_feeds_a_watchs_outlets_and_tags_must_exist(tmp_path: Path) -> 
         "(no feed in feeds.yaml has it)",
     ]
     assert load_rules(folder, env={}).watches[0].filters.outlets == {"rferl", "aap"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Channels and delivery timing
+
+
+def test_channels_resolve_with_format_zone_quiet_hours_rate_and_a_url_from_a_file(
+    tmp_path: Path,
+) -> None:
+    from datetime import time, timedelta
+
+    (tmp_path / "slack-url").write_text("slack://T000/B000/XXXX/#desk\n")
+    _write(
+        tmp_path,
+        {
+            "channels.yaml": "channels:\n"
+            "  desk:\n    url_file: slack-url\n    timezone: Europe/Kyiv\n"
+            "    quiet_hours: '22:00-07:30'\n    rate_limit: 20/1h\n    max_entries: 5\n"
+            "  mail:\n    url: mailtos://u:p@smtp.example.org\n"
+            "  hook:\n    url: json://127.0.0.1:9/hook\n    format: markdown\n",
+            "watches.yaml": "watches:\n  w:\n    keywords: [troops]\n    notify: [desk]\n"
+            "    group_wait: 10s\n    repeat_interval: 2h\n    updates: false\n",
+        },
+    )
+    rules = load_rules(tmp_path)
+    desk, mail, hook = (rules.channels[n] for n in ("desk", "mail", "hook"))
+    assert (desk.url, desk.format, desk.timezone) == (
+        "slack://T000/B000/XXXX/#desk",
+        "slack",
+        "Europe/Kyiv",
+    )
+    assert desk.quiet_hours == (time(22, 0), time(7, 30))
+    assert desk.rate_limit == (20, timedelta(hours=1))
+    assert desk.max_entries == 5 and "XXXX" not in repr(desk)  # the URL never shows in a repr
+    assert (mail.format, hook.format) == ("email", "markdown")
+    (watch,) = rules.watches
+    assert watch.delivery.group_wait == timedelta(seconds=10)
+    assert watch.delivery.repeat_interval == timedelta(hours=2)
+    assert watch.delivery.group_interval is None and watch.delivery.updates is False

@@ -66,6 +66,17 @@ class ExtractSettings(StrictModel):
     workers: int = Field(2, ge=1)
 
 
+class DeliverySettings(StrictModel):
+    """When messages go out (a watch may override the first three) and how failures retry."""
+
+    group_wait: Duration = timedelta(seconds=30)  # the first match of a burst waits for more
+    group_interval: PositiveDuration = timedelta(minutes=5)  # later matches, after a message
+    repeat_interval: PositiveDuration = timedelta(hours=4)  # an unchanged story, not again
+    retry_base: PositiveDuration = timedelta(seconds=30)  # a failed send, then doubling
+    retry_max: PositiveDuration = timedelta(minutes=30)
+    lease: PositiveDuration = timedelta(minutes=2)  # a sender's claim on a message
+
+
 class RetentionSettings(StrictModel):
     articles: PositiveDuration = timedelta(days=365)
 
@@ -76,6 +87,7 @@ class Settings(StrictModel):
     database: Annotated[str | None, AfterValidator(_validate_database)] = None
     polling: PollingSettings = PollingSettings()
     extract: ExtractSettings = ExtractSettings()
+    delivery: DeliverySettings = DeliverySettings()
     retention: RetentionSettings = RetentionSettings()
 
     def database_url(self, config_dir: Path) -> str:

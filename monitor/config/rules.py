@@ -31,6 +31,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.nodes import Node as YamlNode
 
+from monitor.config.channels import ChannelConfig
 from monitor.config.errors import (
     YAML_PATH,
     ConfigError,
@@ -44,7 +45,9 @@ from monitor.config.errors import (
 from monitor.config.fields import (
     _NAME_HINT,
     DisplayName,
+    Duration,
     Language,
+    PositiveDuration,
     Slug,
     StrictModel,
     Tag,
@@ -76,6 +79,7 @@ from monitor.rules.spec import (
     FIELDS,
     ActorSpec,
     Alias,
+    ChannelSpec,
     Delivery,
     Filters,
     RuleSet,
@@ -193,18 +197,6 @@ def _check_cron(text: str) -> str:
     return text
 
 
-_URL_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
-
-
-def _check_channel_url(text: str) -> str:
-    if not _URL_SCHEME_RE.fullmatch(text):
-        # Never shows the value: a channel URL holds tokens and passwords.
-        raise PydanticCustomError(
-            "channel_url", "not an apprise URL (use e.g. slack://..., mailtos://..., console://)"
-        )
-    return text
-
-
 def _none_is_empty(value: object) -> object:
     """`watches:` with every entry commented out is an empty section, not an error."""
     return {} if value is None else value
@@ -218,7 +210,6 @@ Query = Annotated[str, AfterValidator(_check_query)]
 FieldName = Annotated[FieldLiteral, PlainValidator(_check_field, json_schema_input_type=str)]
 NearDistance = Annotated[Proximity, PlainValidator(_check_near, json_schema_input_type=int | str)]
 Cron = Annotated[str, AfterValidator(_check_cron)]
-ChannelUrl = Annotated[str, AfterValidator(_check_channel_url)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -315,6 +306,10 @@ class WatchConfig(StrictModel):
     inflect: bool = True
     notify: tuple[NonEmpty, ...] = ()
     digest: Cron | None = None
+    group_wait: Duration | None = None  # default: monitor.yaml delivery.group_wait
+    group_interval: PositiveDuration | None = None
+    repeat_interval: PositiveDuration | None = None
+    updates: bool = True  # send a story again when it gains outlets
 
     def problems(self, loc: Loc) -> Iterator[Problem]:
         """What is wrong with this watch on its own (references to other files aside)."""
@@ -342,7 +337,14 @@ class WatchConfig(StrictModel):
             weights={"title": self.weights.title, "text": self.weights.text},
             threshold=self.threshold,
             inflect=self.inflect,
-            delivery=Delivery(tuple(dict.fromkeys(self.notify)), self.digest),
+            delivery=Delivery(
+                tuple(dict.fromkeys(self.notify)),
+                self.digest,
+                self.group_wait,
+                self.group_interval,
+                self.repeat_interval,
+                self.updates,
+            ),
         )
 
 
@@ -415,10 +417,6 @@ def watch_expr(watch: WatchConfig) -> Node:
 # channels.yaml (minimal: the delivery issue extends it)
 
 
-class ChannelConfig(StrictModel):
-    url: ChannelUrl  # an apprise URL; secrets from the environment (${SLACK_TOKEN})
-
-
 class ChannelsFile(StrictModel):
     """channels.yaml: delivery channels by name."""
 
@@ -427,7 +425,22 @@ class ChannelsFile(StrictModel):
     )
 
     def problems(self) -> Iterable[Problem]:
-        return ()
+        for name, channel in self.channels.items():
+            yield from channel.problems(("channels", name))
+
+    def specs(self, config_dir: Path) -> tuple[dict[str, ChannelSpec], list[Problem]]:
+        """Each channel resolved; a url_file that cannot be read is a problem at its key."""
+        specs: dict[str, ChannelSpec] = {}
+        problems = []
+        for name, channel in self.channels.items():
+            try:
+                specs[name] = channel.spec(name, config_dir)
+            except (OSError, ValueError) as err:
+                reason = err.strerror if isinstance(err, OSError) and err.strerror else "invalid"
+                what = "cannot read it" if isinstance(err, OSError) else "it holds no apprise URL"
+                loc = ("channels", name, "url_file")
+                problems.append(Problem(loc, f"{what}: {reason.lower()} ({channel.url_file})"))
+        return specs, problems
 
 
 # --------------------------------------------------------------------------------------------------
@@ -725,6 +738,10 @@ def load_rules(
             tags={tag for feed in feeds for tag in feed.tags} if feeds is not None else None,
         )
         watches.issues += map(watches.source.issue, _references(watches.model, known))
+    channel_specs: dict[str, ChannelSpec] = {}
+    if channels.model is not None and channels.source is not None:
+        channel_specs, problems = channels.model.specs(config_dir)
+        channels.issues += map(channels.source.issue, problems)
     issues = [
         issue
         for loaded in (actors, watches, channels)
@@ -733,4 +750,4 @@ def load_rules(
     if issues or actor_specs is None or watches.model is None:
         raise ConfigError(issues)
     specs = tuple(w.spec(name) for name, w in watches.model.watches.items() if w.enabled)
-    return RuleSet(actors=actor_specs, watches=specs)
+    return RuleSet(actors=actor_specs, watches=specs, channels=channel_specs)

@@ -8,6 +8,7 @@ forms compile to the same thing. Nothing here does I/O or knows about YAML."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import time, timedelta
 from typing import Literal, TypeAlias
 
 from monitor.rules.query import Node
@@ -51,10 +52,28 @@ class Filters:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """Where a watch's matches go (used by delivery, issue 4)."""
+    """Where a watch's matches go, and when (Alertmanager's timing for immediate alerts)."""
 
     channels: tuple[str, ...] = ()  # channel names from channels.yaml
     digest: str | None = None  # a cron expression; None means immediate alerts
+    # None: the defaults of monitor.yaml's `delivery` section
+    group_wait: timedelta | None = None  # how long the first match of a burst waits for more
+    group_interval: timedelta | None = None  # how long later matches wait after a message
+    repeat_interval: timedelta | None = None  # a story is not sent again within this, unchanged
+    updates: bool = True  # a story sent before that gains outlets is sent again as an update
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """A delivery channel from channels.yaml, resolved (the URL may hold secrets: never log it)."""
+
+    name: str
+    url: str = field(repr=False)
+    format: str = "text"  # slack, email, text or markdown
+    timezone: str = "UTC"
+    quiet_hours: tuple[time, time] | None = None  # local start and end; may wrap midnight
+    rate_limit: tuple[int, timedelta] | None = None  # at most this many messages per period
+    max_entries: int = 20  # stories in one message; the rest are "and N more"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +94,4 @@ class RuleSet:
 
     actors: dict[str, ActorSpec]
     watches: tuple[WatchSpec, ...]
+    channels: dict[str, ChannelSpec] = field(default_factory=dict)
