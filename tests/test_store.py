@@ -59,7 +59,7 @@ def test_migrations_create_every_table_at_the_newest_revision(store):
         "alembic_version",
     } <= tables
     with store.engine.connect() as c:
-        assert c.execute(text("select version_num from alembic_version")).scalar() == "0004"
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0005"
 
 
 def test_upgrading_from_the_first_schema_keeps_existing_rows(db_url, clock):
@@ -383,3 +383,14 @@ def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path, clock):
     reader.join()
     other.close()
     store.close()
+
+
+def test_the_migrations_create_exactly_the_tables_schema_py_describes(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from monitor.store.schema import metadata
+
+    with store.engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c), metadata)
+    assert diff == []

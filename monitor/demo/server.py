@@ -44,6 +44,8 @@ class Hit:
     headers: dict[str, str]
     started: float
     finished: float
+    method: str = "GET"
+    body: bytes = b""  # a POST's body (webhooks in the delivery tests)
 
 
 class LoopbackServer:
@@ -134,6 +136,13 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             server._connected()
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self._serve("GET", b"")
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            self._serve("POST", self.rfile.read(length) if length else b"")
+
+        def _serve(self, method: str, body: bytes) -> None:
             path = self.path
             started = time.monotonic()
             server._enter(path)
@@ -143,7 +152,8 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass
             finally:
-                server._leave(Hit(path, dict(self.headers), started, time.monotonic()), sent)
+                hit = Hit(path, dict(self.headers), started, time.monotonic(), method, body)
+                server._leave(hit, sent)
 
         def _answer(self, path: str) -> int:
             entry = server.routes.get(path)

@@ -189,3 +189,51 @@ matches = Table(
     Index("ix_matches_matched_at", "matched_at"),
     Index("ix_matches_watch", "watch"),
 )
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # One message to one channel, rendered, written in the transaction that records which
+    # stories it covers (notification_log): a crash either keeps both or neither.
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(200), nullable=False),
+    Column("route", String(200), nullable=False),  # the watch, or "feed-health"
+    Column("kind", String(20), nullable=False),  # alert, digest, update, health
+    Column("stories", JSON, nullable=False),  # article ids
+    Column("title", Text, nullable=False),
+    Column("content", JSON, nullable=False),  # subject, text, html, slack payloads, markdown
+    Column("status", String(10), nullable=False),  # pending, sent, failed (permanently)
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("lease_owner", String(200)),
+    Column("lease_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+notification_log = Table(
+    "notification_log",
+    metadata,
+    # What each channel was told about each story: never the same thing twice.
+    Column("route", String(200), primary_key=True),
+    Column("story", Integer, primary_key=True),  # article id
+    Column("channel", String(200), primary_key=True),
+    Column("outlets", Integer, nullable=False),  # how many outlets carried it when sent
+    Column("first_sent_at", UTCDateTime, nullable=False),
+    Column("last_sent_at", UTCDateTime, nullable=False),
+    Column("outbox_id", Integer, nullable=False),
+)
+
+routes = Table(
+    "routes",
+    metadata,
+    # The timing state of each (watch, channel): when its last message was made, and for a
+    # digest how far it has covered. A restart resumes from here; a missed digest is sent.
+    Column("route", String(200), primary_key=True),
+    Column("channel", String(200), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_message_at", UTCDateTime),
+    Column("digest_until", UTCDateTime),
+)

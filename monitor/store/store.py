@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -27,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from monitor.config import FeedSpec
-from monitor.store import matching
+from monitor.store import delivery, matching
+from monitor.store.delivery import OutboxRow
 from monitor.store.ingest import EntryToStore, Ingested, NewArticle, ingest_batch
 from monitor.store.matching import ArticleToMatch, MatchFn, StoredMatch
 from monitor.store.schema import (
@@ -38,6 +39,8 @@ from monitor.store.schema import (
     feeds,
     outlets,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -568,6 +571,45 @@ class Store:
     ) -> list[StoredMatch]:
         with self._read() as c:
             return matching.stored_matches(c, watch, since, limit)
+
+    # -- delivery -------------------------------------------------------------------------------
+    def plan(self, fn: Callable[[Connection], T]) -> T:
+        """Run a routing decision (see monitor.dispatch.plan_route) in one write transaction."""
+        with self.engine.begin() as c:
+            return fn(c)
+
+    def claim_outbox(
+        self, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[OutboxRow]:
+        with self.engine.begin() as c:
+            return delivery.claim_outbox(c, owner, now, lease, limit)
+
+    def finish_send(
+        self,
+        outbox_id: int,
+        owner: str,
+        now: datetime,
+        *,
+        error: str | None,
+        retry_at: datetime | None,
+        counts: bool = True,
+    ) -> bool:
+        with self.engine.begin() as c:
+            return delivery.finish_send(
+                c, outbox_id, owner, now, error=error, retry_at=retry_at, counts=counts
+            )
+
+    def sent_in(self, channel: str, since: datetime) -> int:
+        with self._read() as c:
+            return delivery.sent_in(c, channel, since)
+
+    def outbox(self, status: str | None = None, limit: int = 50) -> list[OutboxRow]:
+        with self._read() as c:
+            return delivery.outbox_rows(c, status, limit)
+
+    def set_outbox_status(self, outbox_id: int, status: str, now: datetime) -> bool:
+        with self.engine.begin() as c:
+            return delivery.set_status(c, outbox_id, status, now)
 
     # -- per-outlet boilerplate ---------------------------------------------------------------
     def learned_boilerplate(self, outlet_id: int, min_pages: int) -> frozenset[str]:

@@ -1,0 +1,238 @@
+"""Route matches to channels: when an immediate alert or a digest is due, which stories it
+carries, and the message that tells them (Alertmanager's timing: group_wait, group_interval,
+repeat_interval).
+
+The decisions are pure functions of the store's rows and the clock; `plan_route` runs them for
+one (watch, channel) in one transaction, so the message, the record of what it told the channel
+and the route's new state are written together."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Connection
+
+from monitor.config import DeliverySettings
+from monitor.render.model import Entry, Message
+from monitor.rules.snippet import Snippet
+from monitor.rules.spec import ChannelSpec, Delivery, RuleSet, WatchSpec
+from monitor.store import Store
+from monitor.store.delivery import RouteState, Story, advance_digest, enqueue, route_state
+from monitor.store.delivery import stories_to_send as read_stories
+
+log = logging.getLogger(__name__)
+
+LOOKBACK = timedelta(days=2)  # how long after a story is sent its new outlets still update it
+MAX_MISSED_DIGESTS = 100_000  # fire times skipped while looking for the last one due
+
+
+@dataclass(frozen=True)
+class Timing:
+    group_wait: timedelta
+    group_interval: timedelta
+    repeat_interval: timedelta
+    updates: bool
+
+
+def timing(delivery: Delivery, defaults: DeliverySettings) -> Timing:
+    """A watch's timing, monitor.yaml's `delivery` section filling what it leaves out."""
+    return Timing(
+        delivery.group_wait if delivery.group_wait is not None else defaults.group_wait,
+        delivery.group_interval or defaults.group_interval,
+        delivery.repeat_interval or defaults.repeat_interval,
+        delivery.updates,
+    )
+
+
+def select_stories(
+    stories: Sequence[Story], t: Timing, now: datetime
+) -> tuple[list[Story], list[Story]]:
+    """The stories to tell the channel now: (new ones, updated ones). A story sent before is
+    sent again only if it gained outlets (an update, when the watch wants updates), or if it was
+    matched again after repeat_interval has passed."""
+    new, updated = [], []
+    for story in stories:
+        if story.sent_outlets is None or story.last_sent_at is None:
+            new.append(story)
+        elif t.updates and len(story.outlets) > story.sent_outlets:
+            updated.append(story)
+        elif (
+            story.matched_at > story.last_sent_at and story.last_sent_at <= now - t.repeat_interval
+        ):
+            new.append(story)
+    return new, updated
+
+
+def immediate_due(state: RouteState, pending: Sequence[Story], t: Timing, now: datetime) -> bool:
+    """A burst waits group_wait from its first match; after a message, the next waits until
+    group_interval has passed."""
+    if not pending:
+        return False
+    due = min(s.matched_at for s in pending) + t.group_wait
+    if state.last_message_at is not None:
+        due = max(due, state.last_message_at + t.group_interval)
+    return now >= due
+
+
+def digest_due(cron: str, timezone: str, covered_until: datetime, now: datetime) -> datetime | None:
+    """The latest time the digest's cron fired after `covered_until` and not after `now` (the
+    digest then covers everything up to it), or None when it has not fired since. One digest
+    makes up for any number of fire times missed while the daemon was down."""
+    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    fire = trigger.get_next_fire_time(None, covered_until + timedelta(microseconds=1))
+    last = None
+    for _ in range(MAX_MISSED_DIGESTS):
+        if fire is None or fire > now:
+            break
+        last = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+    return last
+
+
+def compose(
+    watch: str,
+    channel: ChannelSpec,
+    kind: str,
+    new: Sequence[Story],
+    updated: Sequence[Story],
+    now: datetime,
+) -> Message:
+    """The message for these stories: best first (score, then newest), capped at the
+    channel's max_entries with the rest counted."""
+    entries = [_entry(watch, s, None) for s in new]
+    entries += [_entry(watch, s, _what_changed(s)) for s in updated]
+    entries.sort(key=lambda e: (-e.score, -(e.published or now).timestamp()))
+    shown = entries[: channel.max_entries]
+    return Message(
+        kind=kind,  # type: ignore[arg-type]
+        route=watch,
+        title=_title(watch, kind, len(new), len(updated)),
+        entries=tuple(shown),
+        more=len(entries) - len(shown),
+        timezone=channel.timezone,
+        created_at=now,
+    )
+
+
+def _entry(watch: str, story: Story, update: str | None) -> Entry:
+    return Entry(
+        title=story.title,
+        url=story.url,
+        outlets=story.outlets,
+        published=story.published_at or story.first_seen_at,
+        watch=watch,
+        score=story.score,
+        terms=story.terms,
+        snippet=Snippet(story.snippet, story.marks),
+        update=update,
+    )
+
+
+def _what_changed(story: Story) -> str:
+    added = story.outlets[story.sent_outlets or 0 :]
+    return f"+{len(added)} source{'s' if len(added) != 1 else ''}: {', '.join(added)}"
+
+
+def _title(watch: str, kind: str, new: int, updated: int) -> str:
+    parts = []
+    if new:
+        parts.append(f"{new} new article{'s' if new != 1 else ''}")
+    if updated:
+        parts.append(f"{updated} update{'s' if updated != 1 else ''}")
+    what = ", ".join(parts) or "nothing new"
+    return f"{watch} digest: {what}" if kind == "digest" else f"{watch}: {what}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Against the store
+
+
+Render = Callable[[Message, str], Any]
+
+
+def plan_route(
+    c: Connection,
+    watch: WatchSpec,
+    channel: ChannelSpec,
+    defaults: DeliverySettings,
+    now: datetime,
+    render: Render,
+    since: datetime | None = None,
+) -> int | None:
+    """Queue the message this route owes its channel now, if any; returns its outbox id.
+    `since`: when the watch was first seen (a new route starts there, not at its first plan)."""
+    state = route_state(c, watch.name, channel.name, min(since or now, now))
+    t = timing(watch.delivery, defaults)
+    cron = watch.delivery.digest
+    if cron is not None:
+        fired = digest_due(cron, channel.timezone, state.digest_until or state.created_at, now)
+        if fired is None:
+            return None
+        new, updated = select_stories(read_stories(c, state, now - LOOKBACK, fired), t, now)
+        if not new and not updated:
+            advance_digest(c, state, fired)
+            return None
+        kind, until = "digest", fired
+    else:
+        new, updated = select_stories(read_stories(c, state, now - LOOKBACK), t, now)
+        if not immediate_due(state, [*new, *updated], t, now):
+            return None
+        kind, until = ("alert" if new else "update"), None
+    message = compose(watch.name, channel, kind, new, updated, now)
+    content = _content(render(message, channel.format), channel.format)
+    return enqueue(c, state, kind, [*new, *updated], message.title, content, now, until)
+
+
+def _content(rendered: Any, fmt: str) -> dict[str, Any]:
+    is_instance = is_dataclass(rendered) and not isinstance(rendered, type)
+    values = asdict(rendered) if is_instance else dict(rendered)
+    return {"format": fmt, **values}
+
+
+def _plan(
+    watch: WatchSpec,
+    channel: ChannelSpec,
+    defaults: DeliverySettings,
+    now: datetime,
+    render: Render,
+    since: datetime | None,
+    c: Connection,
+) -> int | None:
+    return plan_route(c, watch, channel, defaults, now, render, since)
+
+
+def plan_all(
+    store: Store,
+    rules: RuleSet,
+    defaults: DeliverySettings,
+    now: datetime,
+    render: Render,
+    since: dict[str, datetime] | None = None,
+) -> list[int]:
+    """Every route's due message queued, each route in its own transaction; returns the new
+    outbox ids. A route that fails is logged and tried again next time."""
+    queued = []
+    for watch in rules.watches:
+        for name in watch.delivery.channels:
+            channel = rules.channels.get(name)
+            if channel is None:
+                continue  # the config check refuses this; a reload may be under way
+            try:
+                outbox_id = store.plan(
+                    functools.partial(
+                        _plan, watch, channel, defaults, now, render, (since or {}).get(watch.name)
+                    )
+                )
+            except Exception:
+                log.exception("route %s -> %s: could not plan its message", watch.name, name)
+                continue
+            if outbox_id is not None:
+                queued.append(outbox_id)
+    return queued

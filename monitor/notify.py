@@ -1,0 +1,117 @@
+"""Send a rendered message to a channel: through apprise, or to the console for `console://`.
+
+`send` says whether it worked, and when it did not, why and whether a retry can help: a URL
+apprise does not understand, or a channel that refuses the credentials or does not exist
+(HTTP 400/401/403/404), is permanent; anything else (a connection error, a 5xx, a 429) is retried
+with backoff. Messages never contain the channel's URL: it holds tokens."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+from urllib.parse import unquote, urlsplit
+
+import apprise
+
+from monitor.rules.spec import ChannelSpec
+
+CONSOLE = "console://"
+_STATUS = re.compile(r"error=(\d{3})")
+_PERMANENT_STATUS = {400, 401, 403, 404, 410}
+_FORMATS = {
+    "text": apprise.NotifyFormat.TEXT,
+    "markdown": apprise.NotifyFormat.MARKDOWN,
+    "email": apprise.NotifyFormat.HTML,
+    "slack": apprise.NotifyFormat.MARKDOWN,
+}
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    error: str | None = None  # what went wrong, secrets removed
+    permanent: bool = False  # a retry cannot help
+
+
+def send(
+    channel: ChannelSpec, content: dict[str, Any], console: TextIO | None = None
+) -> SendResult:
+    """Deliver one message; never raises for a channel's failure."""
+    if channel.url == CONSOLE:
+        return _to_console(content, console or sys.stdout)
+    notifier = apprise.Apprise()
+    if not notifier.add(channel.url):
+        return SendResult(False, "apprise does not understand this channel's URL", permanent=True)
+    failures: list[str] = []
+    ok = True
+    for title, body, body_format in _parts(content):
+        result = notifier.notify(
+            body,
+            title=title,
+            body_format=body_format,
+            log_callback=_collect(failures),
+        )
+        ok = ok and bool(result)
+    if ok:
+        return SendResult(True)
+    error = redact("; ".join(dict.fromkeys(failures)) or "the channel refused it", channel.url)
+    statuses = {int(code) for code in _STATUS.findall(error)}
+    return SendResult(False, error, permanent=bool(statuses) and statuses <= _PERMANENT_STATUS)
+
+
+def _parts(content: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(title, body, apprise body format) for each message to send: a Slack digest split for
+    Slack's limits is several messages."""
+    fmt = content.get("format", "text")
+    subject = content.get("subject") or content.get("title") or ""
+    if fmt == "slack" and content.get("slack"):
+        return [
+            (subject if i == 0 else "", _slack_text(p), _FORMATS["slack"])
+            for i, p in enumerate(content["slack"])
+        ]
+    if fmt == "email" and content.get("html"):
+        return [(subject, content["html"], _FORMATS["email"])]
+    if fmt == "markdown" and content.get("markdown"):
+        return [(subject, content["markdown"], _FORMATS["markdown"])]
+    return [(subject, content.get("text", ""), _FORMATS["text"])]
+
+
+def _slack_text(payload: dict[str, Any]) -> str:
+    return str(payload.get("text", ""))
+
+
+def _collect(into: list[str]) -> Callable[[Any, Any], None]:
+    def keep(entry: Any, _plugin: Any) -> None:
+        if (
+            entry.level in ("WARNING", "ERROR", "CRITICAL")
+            or getattr(entry, "levelno", 0) >= logging.WARNING
+        ):
+            into.append(str(entry.message))
+
+    return keep
+
+
+def _to_console(content: dict[str, Any], out: TextIO) -> SendResult:
+    subject = content.get("subject") or content.get("title") or ""
+    out.write(f"\n=== {subject} ===\n{content.get('text', '')}\n")
+    out.flush()
+    return SendResult(True)
+
+
+def redact(text: str, url: str) -> str:
+    """`text` without any secret-looking part of `url` (user, password, host path, tokens)."""
+    parts = urlsplit(url)
+    # the host too: for slack:// and others it is the first token, for mail it says who
+    secrets = {url, parts.username or "", parts.password or "", parts.netloc, parts.query}
+    secrets |= {parts.hostname or ""}
+    secrets |= {p for p in parts.path.split("/") if p}
+    secrets |= {v for pair in parts.query.split("&") for v in pair.split("=")[1:]}
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            for form in {secret, unquote(secret)}:
+                text = text.replace(form, "***")
+    return text

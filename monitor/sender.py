@@ -1,0 +1,110 @@
+"""The outbox sender: claim due messages, hold them through quiet hours and rate limits, send,
+and record the outcome (sent, retried with capped backoff, or failed for good).
+
+Holding never drops a message: it only moves its next attempt. The clock, the store and the
+send function are passed in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.config import DeliverySettings
+from monitor.notify import SendResult
+from monitor.rules.spec import ChannelSpec
+from monitor.schedule import backoff_delay
+from monitor.store import Store
+from monitor.store.delivery import OutboxRow
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[ChannelSpec, dict[str, Any]], SendResult]
+
+
+def quiet_until(channel: ChannelSpec, now: datetime) -> datetime | None:
+    """When the channel's quiet hours end, if `now` is inside them (in its timezone)."""
+    if channel.quiet_hours is None:
+        return None
+    start, end = channel.quiet_hours
+    local = now.astimezone(ZoneInfo(channel.timezone))
+    inside = _inside(local.time(), start, end)
+    if not inside:
+        return None
+    ends = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    if ends <= local:
+        ends += timedelta(days=1)
+    return ends.astimezone(now.tzinfo)
+
+
+def _inside(t: time, start: time, end: time) -> bool:
+    if start < end:
+        return start <= t < end
+    return t >= start or t < end  # wraps midnight
+
+
+def send_due(
+    store: Store,
+    channels: dict[str, ChannelSpec],
+    settings: DeliverySettings,
+    owner: str,
+    now: datetime,
+    send: Send,
+    limit: int = 20,
+) -> tuple[int, int]:
+    """Send what is due; returns (sent, not sent this time)."""
+    claimed = store.claim_outbox(owner, now, settings.lease, limit)
+    sent = 0
+    for row in claimed:
+        if _send_one(store, row, channels.get(row.channel), settings, owner, now, send):
+            sent += 1
+    return sent, len(claimed) - sent
+
+
+def _send_one(
+    store: Store,
+    row: OutboxRow,
+    channel: ChannelSpec | None,
+    settings: DeliverySettings,
+    owner: str,
+    now: datetime,
+    send: Send,
+) -> bool:
+    if channel is None:  # removed from channels.yaml: kept, in case it comes back
+        error = f"channel {row.channel!r} is not in channels.yaml; kept for when it is back"
+        store.finish_send(row.id, owner, now, error=error, retry_at=now + settings.retry_max)
+        return False
+    held = quiet_until(channel, now) or _rate_limited_until(store, channel, now)
+    if held is not None:
+        store.finish_send(row.id, owner, now, error=None, retry_at=held, counts=False)
+        return False
+    result = send(channel, row.content)
+    if result.ok:
+        store.finish_send(row.id, owner, now, error=None, retry_at=None)
+        log.info("sent %s #%d to %s: %s", row.kind, row.id, row.channel, row.title)
+        return True
+    if result.permanent:
+        log.error("channel %s refused message #%d for good: %s", row.channel, row.id, result.error)
+        store.finish_send(row.id, owner, now, error=result.error, retry_at=None)
+        return False
+    retry = now + backoff_delay(row.attempts + 1, settings.retry_base, settings.retry_max)
+    log.warning(
+        "channel %s: message #%d not sent (%s); retrying at %s",
+        row.channel,
+        row.id,
+        result.error,
+        retry.isoformat(timespec="seconds"),
+    )
+    store.finish_send(row.id, owner, now, error=result.error, retry_at=retry)
+    return False
+
+
+def _rate_limited_until(store: Store, channel: ChannelSpec, now: datetime) -> datetime | None:
+    if channel.rate_limit is None:
+        return None
+    count, period = channel.rate_limit
+    if store.sent_in(channel.name, now - period) < count:
+        return None
+    return now + period / count  # a slot frees up at about this rate

@@ -1,0 +1,336 @@
+"""The delivery side of the store: what each route has not yet told each channel, the durable
+outbox, the notification log and each route's timing state.
+
+A message is queued in one transaction with the log rows of the stories it covers and its route's
+new state; a sender claims it with a lease, sends, and marks it. A crash before the commit leaves
+the stories unsent (they are queued again), after it leaves the message pending (sent once the
+lease lapses): nothing is lost, and nothing is sent twice beyond the send that a crash interrupts
+between the channel accepting it and the commit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from monitor.store.schema import (
+    article_sources,
+    articles,
+    matches,
+    notification_log,
+    outbox,
+    outlets,
+    routes,
+)
+
+
+@dataclass(frozen=True)
+class RouteState:
+    route: str
+    channel: str
+    created_at: datetime  # matches before this are not sent on this route
+    last_message_at: datetime | None
+    digest_until: datetime | None  # a digest covers matches up to here
+
+
+@dataclass(frozen=True)
+class Story:
+    """A matched article as a message shows it, with what the channel was told before."""
+
+    article_id: int
+    title: str
+    url: str
+    outlets: tuple[str, ...]  # display names, first carrier first
+    published_at: datetime | None
+    first_seen_at: datetime
+    score: float
+    terms: tuple[str, ...]
+    snippet: str
+    marks: tuple[tuple[int, int], ...]
+    matched_at: datetime
+    sent_outlets: int | None  # outlets when last sent to this channel; None: never sent
+    # (matched_at is the match's last update: a revision that matched again moves it)
+    last_sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    channel: str
+    route: str
+    kind: str
+    stories: list[int]
+    title: str
+    content: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+def route_state(c: Connection, route: str, channel: str, now: datetime) -> RouteState:
+    """The route's state, created the first time it is asked for as of `now` (pass the time
+    its watch was first seen, so the matches made since are not skipped). On PostgreSQL the
+    row stays locked until the transaction ends, so two workers never plan one route."""
+    query = select(routes).where(routes.c.route == route, routes.c.channel == channel)
+    if c.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = c.execute(query).first()
+    if row is None:
+        values = {"route": route, "channel": channel, "created_at": now, "digest_until": now}
+        c.execute(insert(routes).values(**values))
+        row = c.execute(query).one()
+    return RouteState(row.route, row.channel, row.created_at, row.last_message_at, row.digest_until)
+
+
+def stories_to_send(
+    c: Connection, state: RouteState, recent: datetime, until: datetime | None = None
+) -> list[Story]:
+    """The route's matches (up to `until`) that the channel may need to hear about: those never
+    sent to it since the route exists, and those matched since `recent` (sent before: the
+    planner decides whether they changed). Only articles that may alert."""
+    log = notification_log
+    query = (
+        select(
+            matches.c.article_id,
+            matches.c.score,
+            matches.c.hits,
+            matches.c.snippet,
+            matches.c.marks,
+            matches.c.updated_at,
+            articles.c.title,
+            articles.c.canonical_url,
+            articles.c.published_at,
+            articles.c.first_seen_at,
+            log.c.outlets.label("sent_outlets"),
+            log.c.last_sent_at,
+        )
+        .join(articles, articles.c.id == matches.c.article_id)
+        .outerjoin(
+            log,
+            and_(
+                log.c.route == matches.c.watch,
+                log.c.story == matches.c.article_id,
+                log.c.channel == state.channel,
+            ),
+        )
+        .where(
+            matches.c.watch == state.route,
+            matches.c.updated_at >= state.created_at,
+            articles.c.backlog.is_(False),  # a feed's first poll never alerts
+            or_(
+                log.c.last_sent_at.is_(None),
+                log.c.last_sent_at >= recent,  # it may have gained outlets since
+                matches.c.updated_at >= recent,  # matched again (a revision)
+            ),
+        )
+        .order_by(matches.c.updated_at, matches.c.article_id)
+    )
+    if until is not None:
+        query = query.where(matches.c.updated_at <= until)
+    rows = c.execute(query).all()
+    carriers = _carriers(c, [r.article_id for r in rows])
+    return [
+        Story(
+            article_id=r.article_id,
+            title=r.title,
+            url=r.canonical_url,
+            outlets=carriers.get(r.article_id, ()),
+            published_at=r.published_at,
+            first_seen_at=r.first_seen_at,
+            score=r.score,
+            terms=tuple(dict.fromkeys(h["term"] for h in r.hits)),
+            snippet=r.snippet,
+            marks=tuple((int(s), int(e)) for s, e in r.marks),
+            matched_at=r.updated_at,
+            sent_outlets=r.sent_outlets,
+            last_sent_at=r.last_sent_at,
+        )
+        for r in rows
+    ]
+
+
+def _carriers(c: Connection, article_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """Each article's outlets by display name, in the order they first carried it."""
+    found: dict[int, list[str]] = defaultdict(list)
+    for start in range(0, len(article_ids), 500):
+        chunk = article_ids[start : start + 500]
+        query = (
+            select(article_sources.c.article_id, outlets.c.name)
+            .join(outlets, outlets.c.id == article_sources.c.outlet_id)
+            .where(article_sources.c.article_id.in_(chunk))
+            .order_by(article_sources.c.first_seen_at, article_sources.c.id)
+        )
+        for article_id, name in c.execute(query):
+            if name not in found[article_id]:
+                found[article_id].append(name)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def enqueue(
+    c: Connection,
+    state: RouteState,
+    kind: str,
+    stories: Sequence[Story],
+    title: str,
+    content: dict[str, Any],
+    now: datetime,
+    digest_until: datetime | None = None,
+) -> int:
+    """Queue one message and record, in the same transaction, the stories it tells the channel
+    about and the route's new state. Returns the outbox id."""
+    row = {
+        "channel": state.channel,
+        "route": state.route,
+        "kind": kind,
+        "stories": [s.article_id for s in stories],
+        "title": title,
+        "content": content,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    outbox_id = int(c.execute(insert(outbox).returning(outbox.c.id), row).scalar_one())
+    for story in stories:
+        _log_sent(c, state, story, outbox_id, now)
+    values: dict[str, Any] = {"last_message_at": now}
+    if digest_until is not None:
+        values["digest_until"] = digest_until
+    c.execute(
+        update(routes)
+        .where(routes.c.route == state.route, routes.c.channel == state.channel)
+        .values(**values)
+    )
+    return outbox_id
+
+
+def _log_sent(
+    c: Connection, state: RouteState, story: Story, outbox_id: int, now: datetime
+) -> None:
+    log = notification_log
+    key = and_(
+        log.c.route == state.route, log.c.story == story.article_id, log.c.channel == state.channel
+    )
+    values = {"outlets": len(story.outlets), "last_sent_at": now, "outbox_id": outbox_id}
+    if c.execute(update(log).where(key).values(**values)).rowcount == 0:
+        first = {"route": state.route, "story": story.article_id, "channel": state.channel}
+        c.execute(insert(log).values(**first, first_sent_at=now, **values))
+
+
+def advance_digest(c: Connection, state: RouteState, until: datetime) -> None:
+    """A digest fell due with nothing to say: the next one starts from here."""
+    c.execute(
+        update(routes)
+        .where(routes.c.route == state.route, routes.c.channel == state.channel)
+        .values(digest_until=until)
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Sending
+
+
+def claim_outbox(
+    c: Connection, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[OutboxRow]:
+    """Pending messages due now and not leased by another sender, oldest first; leased to
+    `owner` until now + lease (PostgreSQL: rows another sender is claiming are skipped)."""
+    query = (
+        select(outbox)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.next_attempt_at <= now,
+            or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
+        )
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+    )
+    if c.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = c.execute(query).all()
+    if rows:
+        c.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([r.id for r in rows]))
+            .values(lease_owner=owner, lease_until=now + lease)
+        )
+    return [_outbox_row(r) for r in rows]
+
+
+def finish_send(
+    c: Connection,
+    outbox_id: int,
+    owner: str,
+    now: datetime,
+    *,
+    error: str | None,
+    retry_at: datetime | None,
+    counts: bool = True,
+) -> bool:
+    """Record a send: sent (no error), failed for good (error, no retry_at), or pending again at
+    retry_at. `counts` False (quiet hours, rate limit) does not count an attempt. Returns False
+    when the lease was lost (another sender took the message over)."""
+    values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+    if counts:
+        values["attempts"] = outbox.c.attempts + 1
+    if error is None and retry_at is None:
+        values.update(status="sent", sent_at=now, last_error=None)
+    elif retry_at is None:
+        values.update(status="failed", last_error=error)
+    else:
+        values.update(next_attempt_at=retry_at, last_error=error)
+    result = c.execute(
+        update(outbox)
+        .where(outbox.c.id == outbox_id, outbox.c.lease_owner == owner)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def sent_in(c: Connection, channel: str, since: datetime) -> int:
+    """Messages sent to a channel since `since` (for its rate limit)."""
+    query = select(func.count()).where(
+        outbox.c.channel == channel, outbox.c.status == "sent", outbox.c.sent_at >= since
+    )
+    return int(c.execute(query).scalar_one())
+
+
+def outbox_rows(c: Connection, status: str | None, limit: int) -> list[OutboxRow]:
+    query = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(outbox.c.status == status)
+    return [_outbox_row(r) for r in c.execute(query)]
+
+
+def set_status(c: Connection, outbox_id: int, status: str, now: datetime) -> bool:
+    """Retry a failed message (status pending, due now) or discard it (status discarded)."""
+    values: dict[str, Any] = {"status": status}
+    if status == "pending":
+        values.update(next_attempt_at=now, attempts=0)
+    result = c.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
+    return result.rowcount == 1
+
+
+def _outbox_row(r: Any) -> OutboxRow:
+    return OutboxRow(
+        id=r.id,
+        channel=r.channel,
+        route=r.route,
+        kind=r.kind,
+        stories=list(r.stories),
+        title=r.title,
+        content=dict(r.content),
+        status=r.status,
+        attempts=r.attempts,
+        next_attempt_at=r.next_attempt_at,
+        last_error=r.last_error,
+        created_at=r.created_at,
+        sent_at=r.sent_at,
+    )

@@ -1,0 +1,291 @@
+"""Routing and sending on SQLite and PostgreSQL: group_wait and group_interval, never the same
+story twice, updates for new outlets, digests on cron (missed ones sent at start), the outbox
+sender with retries, permanent failures, quiet hours and a loopback webhook."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+
+from monitor.config import DeliverySettings
+from monitor.demo.server import LoopbackServer, Route
+from monitor.dispatch import digest_due, plan_all
+from monitor.notify import SendResult, redact, send
+from monitor.rules.active import ActiveRules, definitions, match_stored
+from monitor.rules.compiler import compile_rules
+from monitor.rules.query import parse_query
+from monitor.rules.spec import ActorSpec, Alias, ChannelSpec, Delivery, RuleSet, WatchSpec
+from monitor.sender import quiet_until, send_due
+from tests.test_store import article, claim_one, spec
+
+DEFAULTS = DeliverySettings()
+ACTORS = {"russia": ActorSpec("russia", (Alias("Russia"),))}
+CONSOLE = ChannelSpec("desk", "console://", "text")
+
+
+def text_render(message, fmt):
+    """A stand-in renderer: these tests are about timing and bookkeeping, not formats."""
+    lines = [message.title] + [
+        f"- {e.title} ({', '.join(e.outlets)}) {e.update or ''}" for e in message.entries
+    ]
+    return {"subject": message.title, "text": "\n".join(lines)}
+
+
+def rules_with(delivery: Delivery, channel: ChannelSpec = CONSOLE) -> RuleSet:
+    watch = WatchSpec("troops", parse_query("troops"), delivery=delivery)
+    return RuleSet(ACTORS, (watch,), {channel.name: channel})
+
+
+class Desk:
+    """A store with one feed, watches that match, and helpers to add stories and plan."""
+
+    def __init__(self, store, clock, rules: RuleSet) -> None:
+        self.store, self.clock, self.rules = store, clock, rules
+        store.sync_feeds([spec("rferl"), spec("ap", outlet="ap")], clock())
+        self.feed = claim_one(store, "rferl", clock)
+        self.other = claim_one(store, "ap", clock)
+        since = store.register_watches(definitions(rules), clock())
+        self.active = ActiveRules(compile_rules(rules), since)
+        self.n = 0
+
+    def story(self, text: str = "Russia moved troops to the border.", feed=None) -> None:
+        self.n += 1
+        url = f"https://x/{self.n}"
+        body = f"{text} Story number {self.n}. " * 5
+        self.store.ingest(
+            feed or self.feed, f"g{self.n}", "h", url, article(url, text=body), self.clock()
+        )
+        self.store.match_pending(lambda arts: match_stored(self.active, arts), self.clock())
+
+    def plan(self) -> list[int]:
+        since = self.active.since
+        return plan_all(self.store, self.rules, DEFAULTS, self.clock(), text_render, since)
+
+
+@pytest.fixture
+def immediate(store, clock):
+    return Desk(store, clock, rules_with(Delivery(("desk",), group_wait=timedelta(seconds=30))))
+
+
+def test_a_burst_waits_group_wait_and_goes_out_as_one_message(immediate, clock):
+    immediate.story()
+    clock.advance(seconds=10)
+    immediate.story()
+    assert immediate.plan() == []  # the first match is 10 s old: group_wait is 30 s
+    clock.advance(seconds=21)
+    (queued,) = immediate.plan()
+    (row,) = immediate.store.outbox()
+    assert (row.id, row.kind, row.title, len(row.stories)) == (
+        queued,
+        "alert",
+        "troops: 2 new articles",
+        2,
+    )
+    assert immediate.plan() == []  # never the same stories twice
+
+
+def test_later_matches_wait_group_interval_after_a_message(immediate, clock):
+    immediate.story()
+    clock.advance(seconds=31)
+    assert len(immediate.plan()) == 1
+    clock.advance(seconds=40)
+    immediate.story()
+    clock.advance(seconds=40)  # group_wait passed, but the last message was 80 s ago (< 5 min)
+    assert immediate.plan() == []
+    clock.advance(minutes=4)
+    assert len(immediate.plan()) == 1
+    assert [len(r.stories) for r in immediate.store.outbox()] == [1, 1]
+
+
+def test_a_story_that_gains_an_outlet_is_sent_again_as_an_update(immediate, clock):
+    immediate.story("Russia moved troops.")
+    clock.advance(minutes=1)
+    immediate.plan()
+    clock.advance(minutes=10)
+    # the same text on another outlet: another source of the same article
+    immediate.store.ingest(
+        immediate.other,
+        "o1",
+        "h",
+        "https://ap/1",
+        article("https://ap/1", text="Russia moved troops. Story number 1. " * 5),
+        clock(),
+    )
+    (queued,) = immediate.plan()
+    update = immediate.store.outbox()[0]
+    assert (update.id, update.kind, update.title) == (queued, "update", "troops: 1 update")
+    assert "+1 source: AP" in update.content["text"]
+
+
+def test_updates_can_be_turned_off(store, clock):
+    desk = Desk(
+        store, clock, rules_with(Delivery(("desk",), group_wait=timedelta(0), updates=False))
+    )
+    desk.story("Russia moved troops.")
+    desk.plan()
+    clock.advance(minutes=10)
+    desk.store.ingest(
+        desk.other,
+        "o1",
+        "h",
+        "https://ap/1",
+        article("https://ap/1", text="Russia moved troops. Story number 1. " * 5),
+        clock(),
+    )
+    assert desk.plan() == []
+
+
+def test_a_first_poll_never_alerts(immediate, clock):
+    immediate.store.ingest(
+        immediate.feed,
+        "old",
+        "h",
+        "https://x/old",
+        article("https://x/old", text="Russia troops, backlog. " * 5, backlog=True),
+        clock(),
+    )
+    immediate.store.match_pending(lambda a: match_stored(immediate.active, a), clock())
+    clock.advance(minutes=5)
+    assert immediate.plan() == [] and immediate.store.matches()  # matched, never sent
+
+
+def test_a_digest_covers_what_matched_since_the_previous_one(store, clock):
+    clock.now = datetime(2022, 1, 20, 6, 0, tzinfo=UTC)
+    desk = Desk(store, clock, rules_with(Delivery(("desk",), digest="0 7 * * *")))
+    desk.story()
+    clock.now = datetime(2022, 1, 20, 6, 59, tzinfo=UTC)
+    assert desk.plan() == []
+    clock.now = datetime(2022, 1, 20, 7, 0, 5, tzinfo=UTC)
+    (queued,) = desk.plan()
+    digest = desk.store.outbox()[0]
+    assert (digest.kind, digest.title) == ("digest", "troops digest: 1 new article")
+    clock.now = datetime(2022, 1, 21, 7, 0, 5, tzinfo=UTC)
+    assert desk.plan() == []  # nothing new: no empty digest
+
+
+def test_a_digest_due_while_the_daemon_was_down_is_sent_at_start_once(store, clock):
+    clock.now = datetime(2022, 1, 20, 6, 0, tzinfo=UTC)
+    desk = Desk(store, clock, rules_with(Delivery(("desk",), digest="0 * * * *")))
+    desk.plan()  # the route starts here
+    desk.story()
+    clock.now = datetime(2022, 1, 20, 11, 30, tzinfo=UTC)  # down through five fire times
+    assert len(desk.plan()) == 1
+    assert desk.plan() == []
+
+
+def test_digest_times_follow_the_channel_timezone_across_a_dst_change():
+    kyiv = "Europe/Kyiv"  # EET -> EEST on 2022-03-27 at 03:00 local
+    before = datetime(2022, 3, 26, 5, 0, tzinfo=UTC)  # 07:00 EET
+    fired = digest_due("0 7 * * *", kyiv, before, datetime(2022, 3, 27, 4, 30, tzinfo=UTC))
+    assert fired == datetime(2022, 3, 27, 4, 0, tzinfo=UTC)  # 07:00 EEST is 04:00 UTC
+    assert digest_due("0 7 * * *", kyiv, fired, fired + timedelta(hours=23)) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Sending
+
+
+@pytest.fixture
+def hook():
+    with LoopbackServer() as server:
+        server.routes["/hook"] = Route(body=b"{}")
+        yield server
+
+
+def webhook(server, path="/hook", **kw) -> ChannelSpec:
+    return ChannelSpec("hook", f"json://127.0.0.1:{server.port}{path}", "text", **kw)
+
+
+def test_a_message_goes_to_a_webhook_and_is_marked_sent(store, clock, hook):
+    channel = webhook(hook)
+    desk = Desk(store, clock, rules_with(Delivery(("hook",), group_wait=timedelta(0)), channel))
+    desk.story()
+    desk.plan()
+    assert send_due(store, {"hook": channel}, DEFAULTS, "w1", clock(), send) == (1, 0)
+    (row,) = store.outbox()
+    assert row.status == "sent" and row.attempts == 1
+    (request,) = [h for h in hook.hits if h.path == "/hook"]
+    body = json.loads(request.body)
+    assert body["title"] == "troops: 1 new article" and "Blinken in Kyiv (RFERL)" in body["message"]
+
+
+def test_a_channel_that_is_down_is_retried_with_backoff_until_it_is_back(store, clock, hook):
+    channel = webhook(hook)
+    hook.routes["/hook"] = Route(status=503, body=b"down")
+    desk = Desk(store, clock, rules_with(Delivery(("hook",), group_wait=timedelta(0)), channel))
+    desk.story()
+    desk.plan()
+    assert send_due(store, {"hook": channel}, DEFAULTS, "w1", clock(), send) == (0, 1)
+    (row,) = store.outbox()
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.next_attempt_at == clock() + DEFAULTS.retry_base and "503" in row.last_error
+    assert send_due(store, {"hook": channel}, DEFAULTS, "w1", clock(), send) == (0, 0)  # not due
+    hook.routes["/hook"] = Route(body=b"{}")
+    clock.advance(seconds=31)
+    assert send_due(store, {"hook": channel}, DEFAULTS, "w1", clock(), send) == (1, 0)
+
+
+def test_a_channel_that_does_not_exist_fails_for_good_without_showing_secrets(store, clock, hook):
+    channel = webhook(hook, path="/hook/SECRET-TOKEN-123")
+    hook.routes["/hook/SECRET-TOKEN-123"] = Route(status=404, body=b"no such hook")
+    desk = Desk(store, clock, rules_with(Delivery(("hook",), group_wait=timedelta(0)), channel))
+    desk.story()
+    desk.plan()
+    send_due(store, {"hook": channel}, DEFAULTS, "w1", clock(), send)
+    (row,) = store.outbox()
+    assert row.status == "failed" and "404" in row.last_error
+    assert "SECRET-TOKEN-123" not in row.last_error
+
+
+def test_quiet_hours_hold_a_message_until_they_end_without_counting_an_attempt(store, clock):
+    channel = ChannelSpec("desk", "console://", "text", "UTC", (time(22, 0), time(7, 0)))
+    clock.now = datetime(2022, 1, 20, 23, 0, tzinfo=UTC)
+    desk = Desk(store, clock, rules_with(Delivery(("desk",), group_wait=timedelta(0)), channel))
+    desk.story()
+    desk.plan()
+    sent = []
+    record = lambda ch, content: sent.append(content) or SendResult(True)  # noqa: E731
+    assert send_due(store, {"desk": channel}, DEFAULTS, "w1", clock(), record) == (0, 1)
+    (row,) = store.outbox()
+    assert (row.status, row.attempts) == ("pending", 0)
+    assert row.next_attempt_at == datetime(2022, 1, 21, 7, 0, tzinfo=UTC)
+    clock.now = datetime(2022, 1, 21, 7, 0, tzinfo=UTC)
+    assert send_due(store, {"desk": channel}, DEFAULTS, "w1", clock(), record) == (1, 0)
+    assert len(sent) == 1
+
+
+def test_quiet_hours_are_read_in_the_channels_timezone():
+    channel = ChannelSpec("d", "console://", "text", "Europe/Kyiv", (time(22, 0), time(7, 0)))
+    assert quiet_until(channel, datetime(2022, 1, 20, 19, 0, tzinfo=UTC)) is None  # 21:00 EET
+    assert quiet_until(channel, datetime(2022, 1, 20, 21, 0, tzinfo=UTC)) == datetime(
+        2022, 1, 21, 5, 0, tzinfo=UTC
+    )
+
+
+def test_a_rate_limit_holds_what_exceeds_it(store, clock):
+    channel = ChannelSpec("desk", "console://", "text", rate_limit=(1, timedelta(hours=1)))
+    desk = Desk(
+        store,
+        clock,
+        rules_with(
+            Delivery(("desk",), group_wait=timedelta(0), group_interval=timedelta(seconds=1)),
+            channel,
+        ),
+    )
+    record = lambda ch, content: SendResult(True)  # noqa: E731
+    desk.story()
+    desk.plan()
+    clock.advance(seconds=2)
+    desk.story()
+    desk.plan()
+    assert send_due(store, {"desk": channel}, DEFAULTS, "w1", clock(), record) == (1, 1)
+    held = [r for r in store.outbox() if r.status == "pending"]
+    assert len(held) == 1 and held[0].next_attempt_at == clock() + timedelta(hours=1)
+
+
+def test_secrets_are_redacted_from_error_text():
+    url = "mailtos://user:hunter2pass@smtp.example.org?to=desk@example.org"
+    text = "login failed for user with hunter2pass at smtp.example.org"
+    assert "hunter2pass" not in redact(text, url) and "smtp.example.org" not in redact(text, url)
