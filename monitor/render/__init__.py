@@ -1,0 +1,26 @@
+"""Rendering: a message (model.Message) becomes what one channel format needs — Slack Block Kit
+payloads, an email's subject, plain-text and HTML parts, Markdown or plain text — through
+Jinja2 templates a user can override, with every value from a feed made inert in every format.
+
+    rendered = render(message, "email", templates=Path("config/templates"))
+    mime = email_message(rendered, sender=..., to=..., message_id_domain=..., date=...)
+
+Templates (in templates/, each overridable by a file of the same name in the user's folder):
+subject.txt, text.txt, email.html, markdown.md, slack_entry.mrkdwn. Matched terms are marked
+*term* in plain text and Slack, **term** in Markdown and <mark> in HTML."""
+
+from monitor.render.core import Rendered, render
+from monitor.render.limits import Limits
+from monitor.render.mail import email_message
+from monitor.render.slack import SlackPayload
+from monitor.render.templates import RenderError, TemplatePathError
+
+__all__ = [
+    "Limits",
+    "RenderError",
+    "Rendered",
+    "SlackPayload",
+    "TemplatePathError",
+    "email_message",
+    "render",
+]
