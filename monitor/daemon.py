@@ -17,7 +17,15 @@ from monitor.config import Config, ConfigError, Settings, load_config
 from monitor.config.rules import ACTORS_FILE, CHANNELS_FILE, WATCHES_FILE, load_rules
 from monitor.domain import Clock, utcnow
 from monitor.fetch import Fetcher, FetchLimits
-from monitor.pipeline import Runtime, default_owner, housekeeping, match_queued, poll_feed
+from monitor.pipeline import (
+    Runtime,
+    default_owner,
+    deliver_plan,
+    deliver_send,
+    housekeeping,
+    match_queued,
+    poll_feed,
+)
 from monitor.rules.active import ActiveRules, definitions
 from monitor.rules.compiler import RuleCompileError, compile_rules
 from monitor.rules.spec import RuleSet
@@ -27,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 20.0  # seconds in-flight feeds get to finish; below systemd's stop timeout
 RULES_CHECK = 2.0  # seconds between looks at the rule files for an edit
+DELIVERY_TICK = 2.0  # seconds between looks for messages due (group_wait is counted from here)
 RULE_FILES = (ACTORS_FILE, WATCHES_FILE, CHANNELS_FILE)
 
 
@@ -112,6 +121,15 @@ class Daemon:
                     self._match_queued,
                     IntervalTrigger(minutes=1),
                     id="match",
+                    next_run_time=self.clock(),
+                    max_instances=1,
+                    coalesce=True,
+                )
+                # Delivery: plan what is due (grouping, digests) and send the outbox.
+                scheduler.add_job(
+                    self._deliver,
+                    IntervalTrigger(seconds=DELIVERY_TICK),
+                    id="deliver",
                     next_run_time=self.clock(),
                     max_instances=1,
                     coalesce=True,
@@ -215,6 +233,17 @@ class Daemon:
             if done:
                 log.info("matched %d queued articles: %d matches", done, written)
 
+    async def _deliver(self) -> None:
+        """Queue due messages (on the database thread), then send the outbox (on a thread of
+        its own: a slow channel must not hold up the store)."""
+        if self._rt is None or self.stopping.is_set():
+            return
+        rt = self._rt
+        queued = await rt.on_db(deliver_plan, rt)
+        if queued:
+            log.info("queued %d messages", len(queued))
+        await asyncio.to_thread(deliver_send, rt)
+
     # -- watch rules ---------------------------------------------------------------------------
     async def _activate(self, rules: RuleSet) -> None:
         """Compile `rules` and swap them in: matching in progress finishes with the old ones."""
@@ -222,7 +251,7 @@ class Daemon:
         rt = self._rt
         compiled = await asyncio.to_thread(compile_rules, rules)  # 10,000 watches take ~1 s
         since = await rt.on_db(rt.store.register_watches, definitions(rules), self.clock())
-        rt.rules = ActiveRules(compiled, since)
+        rt.rules = ActiveRules(compiled, since, rules)
         log.info(
             "watch rules loaded: %d watches, %d actors, %d terms",
             len(compiled.watches),

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from monitor import boilerplate
 from monitor.canonical import canonical_url
 from monitor.config import Settings
+from monitor.dispatch import plan_all
 from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed, utcnow
 from monitor.extract import content_hash, extract
 from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
@@ -30,6 +31,7 @@ from monitor.rules.active import ActiveRules, definitions, match_stored
 from monitor.rules.compiler import compile_rules
 from monitor.rules.spec import RuleSet
 from monitor.schedule import backoff_delay, next_poll_after_success
+from monitor.sender import Send, send_due
 from monitor.store import EntryToStore, FeedState, Ingested, NewArticle, Store
 
 log = logging.getLogger(__name__)
@@ -538,7 +540,7 @@ def activate_rules(store: Store, rules: RuleSet, now: datetime) -> ActiveRules:
     """Compile `rules` and record their watches in the store (a watch's first sighting is the
     oldest article it may match); assign the result to `Runtime.rules`."""
     compiled = compile_rules(rules)
-    return ActiveRules(compiled, store.register_watches(definitions(rules), now))
+    return ActiveRules(compiled, store.register_watches(definitions(rules), now), rules)
 
 
 async def match_queued(rt: Runtime) -> tuple[int, int]:
@@ -558,6 +560,33 @@ async def match_queued(rt: Runtime) -> tuple[int, int]:
         if done < MATCH_BATCH:
             break
     return total, written
+
+
+def deliver_plan(rt: Runtime) -> list[int]:
+    """Queue the messages the routes owe their channels now (immediate groups and digests)."""
+    if rt.rules is None:
+        return []
+    active = rt.rules
+    render = _render
+    return plan_all(rt.store, active.rules, rt.settings.delivery, rt.clock(), render, active.since)
+
+
+def _render(message: Any, fmt: str) -> Any:
+    from monitor.render import render  # Jinja2 is loaded once something is to be sent
+
+    return render(message, fmt)  # type: ignore[arg-type]
+
+
+def deliver_send(rt: Runtime, send: Send | None = None) -> tuple[int, int]:
+    """Send what the outbox has due; returns (sent, not sent this time)."""
+    if rt.rules is None:
+        return 0, 0
+    if send is None:
+        from monitor.notify import send as apprise_send  # apprise is large: loaded when used
+
+        send = apprise_send
+    channels = rt.rules.rules.channels
+    return send_due(rt.store, channels, rt.settings.delivery, rt.owner, rt.clock(), send)
 
 
 def housekeeping(rt: Runtime) -> int:

@@ -9,19 +9,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.config import DeliverySettings
-from monitor.notify import SendResult
 from monitor.rules.spec import ChannelSpec
 from monitor.schedule import backoff_delay
 from monitor.store import Store
 from monitor.store.delivery import OutboxRow
 
+if TYPE_CHECKING:
+    from monitor.notify import SendResult
+
 log = logging.getLogger(__name__)
 
-Send = Callable[[ChannelSpec, dict[str, Any]], SendResult]
+Send = Callable[[ChannelSpec, dict[str, Any]], "SendResult"]
 
 
 def quiet_until(channel: ChannelSpec, now: datetime) -> datetime | None:

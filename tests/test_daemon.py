@@ -259,3 +259,29 @@ def test_watch_rules_reload_when_edited_and_a_bad_edit_keeps_the_last_good_ones(
     assert "watch rules not reloaded, the last good rules keep running" in err
     assert "watches.yaml:3:" in err and "nobody" in err
     assert ("third", "troops") in matched(db)
+
+
+def test_the_daemon_delivers_a_match_to_a_webhook_once(server, tmp_path):
+    db = tmp_path / "m.db"
+    server.routes["/hook"] = Route(body=b"{}")
+    server.routes["/feed.xml"] = Route(body=rss([story_page(server, "first", "Monday")]))
+    config = write_config(tmp_path / "cfg", f"sqlite:///{db}", {"rferl": server.url("/feed.xml")})
+    (config / "channels.yaml").write_text(
+        f"channels:\n  hook:\n    url: json://127.0.0.1:{server.port}/hook\n"
+    )
+    (config / "watches.yaml").write_text(
+        "watches:\n  troops:\n    keywords: [troops]\n    notify: [hook]\n    group_wait: 0s\n"
+    )
+    # the feed's first poll is backlog and never alerts: publish the story after it
+    proc = start(config)
+    try:
+        wait_for(lambda: server.count("/feed.xml") >= 1)
+        items = [story_page(server, "first", "Monday"), story_page(server, "second", "Tuesday")]
+        server.routes["/feed.xml"] = Route(body=rss(items))
+        wait_for(lambda: server.count("/hook") >= 1)
+        time.sleep(3)  # another delivery tick: nothing more is sent
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    (hit,) = [h for h in server.hits if h.path == "/hook"]
+    assert hit.method == "POST" and b"troops: 1 new article" in hit.body and b"second" in hit.body

@@ -25,7 +25,14 @@ from monitor.demo.server import LoopbackServer
 from monitor.demo.site import build_routes, feeds_yaml
 from monitor.domain import Clock
 from monitor.fetch import Fetcher
-from monitor.pipeline import CycleSummary, Runtime, activate_rules, poll_cycle
+from monitor.pipeline import (
+    CycleSummary,
+    Runtime,
+    activate_rules,
+    deliver_plan,
+    deliver_send,
+    poll_cycle,
+)
 from monitor.store import Store, StoredMatch
 
 # The example actors and watches shipped in the repository's config/ (a source checkout, as the
@@ -34,6 +41,7 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config"
 RULE_FILES = (ACTORS_FILE, WATCHES_FILE, CHANNELS_FILE)
 
 DEMO_START = datetime(2022, 1, 20, 8, 0, tzinfo=UTC)
+DELIVERY_LATER = timedelta(minutes=10)  # past every watch's group_wait
 
 MONITOR_YAML = """\
 # Written by `monitor demo`: an SQLite file beside this config, short timeouts for loopback.
@@ -74,6 +82,12 @@ async def _cycles(store: Store, config_dir: Path, clock: Clock) -> list[CycleSum
         rt.rules = activate_rules(store, rules, clock())
         for _ in range(2):  # cold, then warm: the second cycle is all conditional GETs
             summaries.append(await poll_cycle(rt, ignore_schedule=True))
+        # Deliver as the daemon would once the grouping waits are over: the console channel
+        # prints each message (the first poll's backlog is stored but never alerts).
+        later = Runtime(store, fetcher, config.settings, lambda: clock() + DELIVERY_LATER)
+        later.rules = rt.rules
+        deliver_plan(later)
+        deliver_send(later)
     return summaries
 
 

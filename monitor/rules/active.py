@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 class ActiveRules:
     compiled: CompiledRules
     since: dict[str, datetime] = field(default_factory=dict)  # watch -> first seen
+    rules: RuleSet = field(default_factory=lambda: RuleSet({}, ()))  # with channels, for delivery
 
     @classmethod
     def none(cls) -> ActiveRules:
