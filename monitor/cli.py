@@ -25,6 +25,7 @@ from monitor.config import (
 from monitor.domain import utcnow
 from monitor.rules.spec import RuleSet
 from monitor.store import ArticleView, FeedHealth, Store
+from monitor.store.delivery import OutboxRow
 
 err_console = Console(stderr=True)
 
@@ -399,6 +400,98 @@ def _duration(text: str, option: str) -> timedelta:
         return parse_duration(text)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint=option) from err
+
+
+@main.command("send-test")
+@click.argument("channel")
+@click.pass_context
+def send_test(ctx: click.Context, channel: str) -> None:
+    """Send a sample digest to CHANNEL and report success or the exact error."""
+    from dataclasses import asdict
+
+    from monitor.notify import send
+    from monitor.render import render
+    from monitor.render.sample import sample_message
+
+    config = _load(ctx)
+    rules = _load_rules(ctx, config)
+    spec = rules.channels.get(channel)
+    if spec is None:
+        known = ", ".join(rules.channels) or "none"
+        raise click.BadParameter(
+            f"no channel {channel!r} (channels: {known})", param_hint="CHANNEL"
+        )
+    message = sample_message()
+    content = {"format": spec.format, **asdict(render(message, spec.format)), "key": "send-test"}
+    result = send(spec, content)
+    if result.ok:
+        click.echo(f"{channel}: sent a sample {spec.format} message ({message.title!r})")
+        return
+    how = "permanent: fix the channel" if result.permanent else "temporary: retry later"
+    click.echo(f"{channel}: not sent ({how}): {result.error}", err=True)
+    ctx.exit(1)
+
+
+@main.command()
+@click.option("--status", type=click.Choice(["pending", "sent", "failed", "discarded"]))
+@click.option("--limit", "-n", default=30, show_default=True)
+@click.option("--retry", "retry_id", type=int, help="Send this failed message again.")
+@click.option("--discard", "discard_id", type=int, help="Give up on this message.")
+@click.pass_context
+def outbox(
+    ctx: click.Context,
+    status: str | None,
+    limit: int,
+    retry_id: int | None,
+    discard_id: int | None,
+) -> None:
+    """List pending, failed and recent deliveries; retry or discard one."""
+    config = _load(ctx)
+    store = _store(config)
+    try:
+        for outbox_id, new in ((retry_id, "pending"), (discard_id, "discarded")):
+            if outbox_id is None:
+                continue
+            if not store.set_outbox_status(outbox_id, new, utcnow()):
+                raise click.BadParameter(f"no message #{outbox_id} in the outbox")
+            verb = "queued again" if new == "pending" else "discarded"
+            click.echo(f"message #{outbox_id} {verb}")
+            return
+        rows = store.outbox(status, limit)
+    finally:
+        store.close()
+    Console().print(outbox_table(rows, utcnow()))
+
+
+def outbox_table(rows: list[OutboxRow], now: datetime) -> Table:
+    table = Table(
+        "id",
+        "created",
+        "channel",
+        "watch",
+        "kind",
+        "status",
+        "tries",
+        "next",
+        "title / error",
+        title=f"{len(rows)} messages",
+    )
+    table.columns[8].ratio = 1
+    for r in rows:
+        style = {"failed": "red", "sent": "green", "pending": "yellow"}.get(r.status, "")
+        note = r.title + (f"\n[red]{r.last_error}[/]" if r.last_error else "")
+        table.add_row(
+            str(r.id),
+            _when(r.created_at),
+            r.channel,
+            r.route,
+            r.kind,
+            f"[{style}]{r.status}[/]" if style else r.status,
+            str(r.attempts),
+            _ago(r.next_attempt_at, now) if r.status == "pending" else "-",
+            note,
+        )
+    return table
 
 
 @main.command()

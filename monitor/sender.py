@@ -82,7 +82,8 @@ def _send_one(
     if held is not None:
         store.finish_send(row.id, owner, now, error=None, retry_at=held, counts=False)
         return False
-    result = send(channel, row.content)
+    # the key names the message the same way on every retry (an email's Message-ID)
+    result = send(channel, {**row.content, "key": f"outbox-{row.id}"})
     if result.ok:
         store.finish_send(row.id, owner, now, error=None, retry_at=None)
         log.info("sent %s #%d to %s: %s", row.kind, row.id, row.channel, row.title)
@@ -91,7 +92,10 @@ def _send_one(
         log.error("channel %s refused message #%d for good: %s", row.channel, row.id, result.error)
         store.finish_send(row.id, owner, now, error=result.error, retry_at=None)
         return False
-    retry = now + backoff_delay(row.attempts + 1, settings.retry_base, settings.retry_max)
+    delay = backoff_delay(
+        row.attempts + 1, settings.retry_base, settings.retry_max, result.retry_after
+    )
+    retry = now + delay
     log.warning(
         "channel %s: message #%d not sent (%s); retrying at %s",
         row.channel,

@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from monitor.config.errors import Problem
 from monitor.config.fields import StrictModel, parse_duration
-from monitor.rules.spec import ChannelSpec
+from monitor.rules.spec import ChannelFormat, ChannelSpec
 
 FORMATS = ("slack", "email", "text", "markdown")
 _URL_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
@@ -124,7 +124,7 @@ def _read_url(path: Path) -> str:
     return text
 
 
-def format_for(url: str) -> str:
+def format_for(url: str) -> ChannelFormat:
     """The format a channel's URL implies: Slack for Slack, email for mail, else plain text."""
     scheme = url.split("://", 1)[0].lower()
     if scheme == "slack" or url.lower().startswith("https://hooks.slack.com/"):

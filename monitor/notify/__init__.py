@@ -35,6 +35,7 @@ class SendResult:
     ok: bool
     error: str | None = None  # what went wrong, secrets removed
     permanent: bool = False  # a retry cannot help
+    retry_after: float | None = None  # seconds the channel asked us to wait (HTTP 429)
 
 
 def send(

@@ -14,6 +14,7 @@ from typing import Literal, TypeAlias
 from monitor.rules.query import Node
 
 Field: TypeAlias = Literal["title", "text"]
+ChannelFormat: TypeAlias = Literal["slack", "email", "text", "markdown"]
 FIELDS: tuple[Field, ...] = ("title", "text")
 DEFAULT_WEIGHTS: dict[str, float] = {"title": 3.0, "text": 1.0}
 
@@ -69,7 +70,7 @@ class ChannelSpec:
 
     name: str
     url: str = field(repr=False)
-    format: str = "text"  # slack, email, text or markdown
+    format: ChannelFormat = "text"
     timezone: str = "UTC"
     quiet_hours: tuple[time, time] | None = None  # local start and end; may wrap midnight
     rate_limit: tuple[int, timedelta] | None = None  # at most this many messages per period
