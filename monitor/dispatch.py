@@ -23,7 +23,7 @@ from monitor.config import DeliverySettings
 from monitor.render.model import Entry, Message
 from monitor.rules.snippet import Snippet
 from monitor.rules.spec import ChannelSpec, Delivery, RuleSet, WatchSpec
-from monitor.store import Store
+from monitor.store import Store, delivery
 from monitor.store.delivery import RouteState, Story, advance_digest, enqueue, route_state
 from monitor.store.delivery import stories_to_send as read_stories
 
@@ -236,3 +236,69 @@ def plan_all(
             if outbox_id is not None:
                 queued.append(outbox_id)
     return queued
+
+
+# --------------------------------------------------------------------------------------------------
+# Feed health
+
+
+def plan_feed_health(
+    c: Connection,
+    channels: dict[str, ChannelSpec],
+    defaults: DeliverySettings,
+    now: datetime,
+    render: Render,
+) -> list[int]:
+    """One message to each feed-health channel when a feed has been failing for
+    `feed_failing_after`, and one when it works again."""
+    queued = []
+    wanted = [channels[name] for name in defaults.feed_health if name in channels]
+    for feed in delivery.feeds_failing_since(c, now - defaults.feed_failing_after):
+        assert feed.failing_since is not None
+        for channel in wanted:
+            if delivery.alerted(c, feed.feed_id, channel.name, feed.failing_since):
+                continue
+            since = feed.failing_since.astimezone(ZoneInfo(channel.timezone))
+            text = (
+                f"Failing since {since:%Y-%m-%d %H:%M %Z} ({feed.failures} attempts in a row); "
+                f"it is retried with backoff.\nLast error: {feed.last_error or 'unknown'}"
+            )
+            title = f"Feed {feed.name} is failing"
+            queued.append(_health(c, channel, title, text, now, render))
+            delivery.record_feed_alert(c, feed.feed_id, channel.name, feed.failing_since, now)
+    for name, feed, alerted_since in delivery.open_feed_alerts(c):
+        recovered = channels.get(name)
+        if recovered is None or feed.failing_since == alerted_since:
+            continue  # still the same failing spell
+        down = _duration(now - alerted_since)
+        title = f"Feed {feed.name} works again"
+        text = f"It had been failing for about {down} before this recovery."
+        queued.append(_health(c, recovered, title, text, now, render))
+        delivery.record_feed_recovery(c, feed.feed_id, name, alerted_since, now)
+    return queued
+
+
+def _health(
+    c: Connection, channel: ChannelSpec, title: str, text: str, now: datetime, render: Render
+) -> int:
+    message = Message(
+        kind="health",
+        route="feed-health",
+        title=title,
+        entries=(),
+        more=0,
+        timezone=channel.timezone,
+        created_at=now,
+        text=text,
+    )
+    state = route_state(c, "feed-health", channel.name, now)
+    content = _content(render(message, channel.format), channel.format)
+    return enqueue(c, state, "health", [], title, content, now)
+
+
+def _duration(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    hours = minutes // 60
+    return f"{hours} hours" if hours < 48 else f"{hours // 24} days"

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from monitor import boilerplate
 from monitor.canonical import canonical_url
 from monitor.config import Settings
-from monitor.dispatch import plan_all
+from monitor.dispatch import plan_all, plan_feed_health
 from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed, utcnow
 from monitor.extract import content_hash, extract
 from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
@@ -566,9 +566,15 @@ def deliver_plan(rt: Runtime) -> list[int]:
     """Queue the messages the routes owe their channels now (immediate groups and digests)."""
     if rt.rules is None:
         return []
-    active = rt.rules
-    render = _render
-    return plan_all(rt.store, active.rules, rt.settings.delivery, rt.clock(), render, active.since)
+    active, now, settings = rt.rules, rt.clock(), rt.settings.delivery
+    queued = plan_all(rt.store, active.rules, settings, now, _render, active.since)
+    if settings.feed_health:  # feeds failing for long, and their recoveries
+        channels = active.rules.channels
+        health = functools.partial(
+            plan_feed_health, channels=channels, defaults=settings, now=now, render=_render
+        )
+        queued += rt.store.plan(lambda c: health(c))
+    return queued
 
 
 def _render(message: Any, fmt: str) -> Any:

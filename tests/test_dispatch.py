@@ -289,3 +289,35 @@ def test_secrets_are_redacted_from_error_text():
     url = "mailtos://user:hunter2pass@smtp.example.org?to=desk@example.org"
     text = "login failed for user with hunter2pass at smtp.example.org"
     assert "hunter2pass" not in redact(text, url) and "smtp.example.org" not in redact(text, url)
+
+
+def test_a_feed_failing_for_long_alerts_once_and_once_more_when_it_recovers(store, clock):
+    from monitor.dispatch import plan_feed_health
+    from monitor.render import render
+
+    settings = DeliverySettings(feed_health=("ops",), feed_failing_after="1h")
+    channels = {"ops": ChannelSpec("ops", "console://", "text")}
+    store.sync_feeds([spec("rferl")], clock())
+
+    def fail() -> None:
+        feed = claim_one(store, "rferl", clock)
+        store.record_failure(feed, "w1", clock(), clock(), "http://x/rferl.xml: HTTP 503", 503)
+
+    def plan() -> list[int]:
+        return store.plan(lambda c: plan_feed_health(c, channels, settings, clock(), render))
+
+    fail()
+    clock.advance(minutes=30)
+    fail()
+    assert plan() == []  # failing for 30 minutes: not yet
+    clock.advance(minutes=31)
+    fail()
+    assert len(plan()) == 1 and plan() == []  # one alert for this failing spell
+    alert = store.outbox()[0]
+    assert alert.title == "Feed rferl is failing" and "HTTP 503" in alert.content["text"]
+    clock.advance(minutes=10)
+    feed = claim_one(store, "rferl", clock)
+    store.record_success(feed, "w1", clock(), clock(), 200, None, None, None)
+    assert len(plan()) == 1 and plan() == []
+    recovery = store.outbox()[0]
+    assert recovery.title == "Feed rferl works again" and "71 minutes" in recovery.content["text"]

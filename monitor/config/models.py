@@ -75,6 +75,9 @@ class DeliverySettings(StrictModel):
     retry_base: PositiveDuration = timedelta(seconds=30)  # a failed send, then doubling
     retry_max: PositiveDuration = timedelta(minutes=30)
     lease: PositiveDuration = timedelta(minutes=2)  # a sender's claim on a message
+    # Feed health: a feed failing this long alerts these channels once, and once when it recovers.
+    feed_health: tuple[Slug, ...] = ()
+    feed_failing_after: PositiveDuration = timedelta(hours=1)
 
 
 class RetentionSettings(StrictModel):

@@ -20,6 +20,8 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from monitor.store.schema import (
     article_sources,
     articles,
+    feed_alerts,
+    feeds,
     matches,
     notification_log,
     outbox,
@@ -334,3 +336,82 @@ def _outbox_row(r: Any) -> OutboxRow:
         created_at=r.created_at,
         sent_at=r.sent_at,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Feed health
+
+
+@dataclass(frozen=True)
+class FeedTrouble:
+    feed_id: int
+    name: str
+    failing_since: datetime | None  # None: the feed works now
+    failures: int
+    last_error: str | None
+
+
+def feeds_failing_since(c: Connection, before: datetime) -> list[FeedTrouble]:
+    """Active feeds failing since before `before`."""
+    query = select(feeds).where(
+        feeds.c.active.is_(True),
+        feeds.c.consecutive_failures > 0,
+        feeds.c.failing_since <= before,
+    )
+    return [_trouble(r) for r in c.execute(query)]
+
+
+def open_feed_alerts(c: Connection) -> list[tuple[str, FeedTrouble, datetime]]:
+    """(channel, the feed as it is now, the failing spell alerted) for alerts not yet followed
+    by a recovery message."""
+    query = (
+        select(
+            feed_alerts.c.channel,
+            feed_alerts.c.failing_since.label("alerted_since"),
+            feeds.c.id,
+            feeds.c.name,
+            feeds.c.failing_since,
+            feeds.c.consecutive_failures,
+            feeds.c.last_error,
+        )
+        .join(feeds, feeds.c.id == feed_alerts.c.feed_id)
+        .where(feed_alerts.c.recovered_at.is_(None))
+    )
+    return [(r.channel, _trouble(r), r.alerted_since) for r in c.execute(query)]
+
+
+def alerted(c: Connection, feed_id: int, channel: str, failing_since: datetime) -> bool:
+    query = select(func.count()).where(
+        feed_alerts.c.feed_id == feed_id,
+        feed_alerts.c.channel == channel,
+        feed_alerts.c.failing_since == failing_since,
+    )
+    return bool(c.execute(query).scalar_one())
+
+
+def record_feed_alert(
+    c: Connection, feed_id: int, channel: str, failing_since: datetime, now: datetime
+) -> None:
+    c.execute(
+        insert(feed_alerts).values(
+            feed_id=feed_id, channel=channel, failing_since=failing_since, alerted_at=now
+        )
+    )
+
+
+def record_feed_recovery(
+    c: Connection, feed_id: int, channel: str, failing_since: datetime, now: datetime
+) -> None:
+    c.execute(
+        update(feed_alerts)
+        .where(
+            feed_alerts.c.feed_id == feed_id,
+            feed_alerts.c.channel == channel,
+            feed_alerts.c.failing_since == failing_since,
+        )
+        .values(recovered_at=now)
+    )
+
+
+def _trouble(r: Any) -> FeedTrouble:
+    return FeedTrouble(r.id, r.name, r.failing_since, r.consecutive_failures, r.last_error)

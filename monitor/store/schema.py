@@ -237,3 +237,14 @@ routes = Table(
     Column("last_message_at", UTCDateTime),
     Column("digest_until", UTCDateTime),
 )
+
+feed_alerts = Table(
+    "feed_alerts",
+    metadata,
+    # One alert per failing spell of a feed and channel, and one message when it recovers.
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel", String(200), primary_key=True),
+    Column("failing_since", UTCDateTime, primary_key=True),
+    Column("alerted_at", UTCDateTime, nullable=False),
+    Column("recovered_at", UTCDateTime),
+)
