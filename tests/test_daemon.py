@@ -285,3 +285,36 @@ def test_the_daemon_delivers_a_match_to_a_webhook_once(server, tmp_path):
     assert code == 0, err
     (hit,) = [h for h in server.hits if h.path == "/hook"]
     assert hit.method == "POST" and b"troops: 1 new article" in hit.body and b"second" in hit.body
+
+
+def test_sigkill_while_a_channel_is_down_loses_no_alert_and_sends_it_once(server, tmp_path):
+    db = tmp_path / "m.db"
+    server.routes["/hook"] = Route(status=503, body=b"down")
+    server.routes["/feed.xml"] = Route(body=rss([story_page(server, "first", "Monday")]))
+    config = write_config(tmp_path / "cfg", f"sqlite:///{db}", {"rferl": server.url("/feed.xml")})
+    with (config / "monitor.yaml").open("a") as f:
+        f.write("delivery:\n  retry_base: 1s\n  retry_max: 2s\n  lease: 3s\n")
+    (config / "channels.yaml").write_text(
+        f"channels:\n  hook:\n    url: json://127.0.0.1:{server.port}/hook\n"
+    )
+    (config / "watches.yaml").write_text(
+        "watches:\n  troops:\n    keywords: [troops]\n    notify: [hook]\n    group_wait: 0s\n"
+    )
+    proc = start(config)
+    wait_for(lambda: server.count("/feed.xml") >= 1)
+    items = [story_page(server, "first", "Monday"), story_page(server, "second", "Tuesday")]
+    server.routes["/feed.xml"] = Route(body=rss(items))
+    wait_for(lambda: server.count("/hook") >= 2)  # queued, and failing against a channel down
+    proc.kill()  # SIGKILL: no chance to finish anything
+    proc.communicate(timeout=10)  # reaps it and closes its pipes
+    server.routes["/hook"] = Route(body=b"{}")
+    failed = server.count("/hook")
+    proc = start(config)
+    try:
+        wait_for(lambda: server.count("/hook") > failed)
+        time.sleep(4)  # more ticks and lease expiries: nothing is sent again
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    delivered = [h for h in server.hits if h.path == "/hook"][failed:]
+    assert len(delivered) == 1 and b"second" in delivered[0].body
