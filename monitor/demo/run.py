@@ -41,7 +41,9 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config"
 RULE_FILES = (ACTORS_FILE, WATCHES_FILE, CHANNELS_FILE)
 
 DEMO_START = datetime(2022, 1, 20, 8, 0, tzinfo=UTC)
-DELIVERY_LATER = timedelta(minutes=10)  # past every watch's group_wait
+# Delivery is shown as of the next morning: past every group_wait, and past the example
+# "sanctions" watch's 07:00 digest.
+DELIVERY_LATER = timedelta(hours=23, minutes=5)
 
 MONITOR_YAML = """\
 # Written by `monitor demo`: an SQLite file beside this config, short timeouts for loopback.
@@ -82,8 +84,8 @@ async def _cycles(store: Store, config_dir: Path, clock: Clock) -> list[CycleSum
         rt.rules = activate_rules(store, rules, clock())
         for _ in range(2):  # cold, then warm: the second cycle is all conditional GETs
             summaries.append(await poll_cycle(rt, ignore_schedule=True))
-        # Deliver as the daemon would once the grouping waits are over: the console channel
-        # prints each message (the first poll's backlog is stored but never alerts).
+        # Deliver as the daemon would have by the next morning: the console channel prints the
+        # alerts and the morning digest (the first poll's backlog is stored but never alerts).
         later = Runtime(store, fetcher, config.settings, lambda: clock() + DELIVERY_LATER)
         later.rules = rt.rules
         deliver_plan(later)
