@@ -103,7 +103,9 @@ def _send_one(
         result.error,
         retry.isoformat(timespec="seconds"),
     )
-    store.finish_send(row.id, owner, now, error=result.error, retry_at=retry)
+    # parts already delivered (a long Slack digest) are not sent again on the retry
+    content = {**row.content, "parts_sent": result.parts_sent} if result.parts_sent else None
+    store.finish_send(row.id, owner, now, error=result.error, retry_at=retry, content=content)
     return False
 
 

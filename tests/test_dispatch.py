@@ -321,3 +321,39 @@ def test_a_feed_failing_for_long_alerts_once_and_once_more_when_it_recovers(stor
     assert len(plan()) == 1 and plan() == []
     recovery = store.outbox()[0]
     assert recovery.title == "Feed rferl works again" and "71 minutes" in recovery.content["text"]
+
+
+def test_parts_of_a_message_already_delivered_are_not_sent_again(store, clock):
+    desk = Desk(store, clock, rules_with(Delivery(("desk",), group_wait=timedelta(0))))
+    desk.story()
+    desk.plan()
+    seen = []
+
+    def two_of_three(channel, content):
+        seen.append(content.get("parts_sent"))
+        if len(seen) == 1:
+            return SendResult(False, "HTTP 500; 2 of 3 parts sent", parts_sent=2)
+        return SendResult(True)
+
+    send_due(store, {"desk": CONSOLE}, DEFAULTS, "w1", clock(), two_of_three)
+    clock.advance(minutes=1)
+    send_due(store, {"desk": CONSOLE}, DEFAULTS, "w1", clock(), two_of_three)
+    assert seen == [None, 2] and store.outbox()[0].status == "sent"
+
+
+def test_email_and_slack_channels_use_their_own_senders(monkeypatch):
+    import monitor.notify.email as email_sender
+    import monitor.notify.slack as slack_sender
+
+    used = []
+    monkeypatch.setattr(
+        email_sender, "send_email", lambda ch, c: used.append("email") or SendResult(True)
+    )
+    monkeypatch.setattr(
+        slack_sender, "send_slack", lambda ch, c: used.append("slack") or SendResult(True)
+    )
+    mail = ChannelSpec("mail", "mailtos://u:p@smtp.example.org", "email")
+    slack = ChannelSpec("slack", "slack://T000/B000/XXXX", "slack")
+    assert send(mail, {"format": "email", "html": "<p>x</p>", "text": "x", "subject": "s"}).ok
+    assert send(slack, {"format": "slack", "slack": [{"text": "x"}], "subject": "s"}).ok
+    assert used == ["email", "slack"]

@@ -36,14 +36,27 @@ class SendResult:
     error: str | None = None  # what went wrong, secrets removed
     permanent: bool = False  # a retry cannot help
     retry_after: float | None = None  # seconds the channel asked us to wait (HTTP 429)
+    parts_sent: int | None = None  # of a message in parts (Slack), those delivered: not resent
 
 
 def send(
     channel: ChannelSpec, content: dict[str, Any], console: TextIO | None = None
 ) -> SendResult:
-    """Deliver one message; never raises for a channel's failure."""
+    """Deliver one message; never raises for a channel's failure. Slack and email have senders
+    of their own (Block Kit payloads; our own MIME with a stable Message-ID), the rest go
+    through apprise."""
     if channel.url == CONSOLE:
         return _to_console(content, console or sys.stdout)
+    fmt = content.get("format")
+    scheme = channel.url.split("://", 1)[0].lower()
+    if fmt == "slack" and content.get("slack"):
+        from monitor.notify.slack import send_slack
+
+        return send_slack(channel, content)
+    if fmt == "email" and scheme in ("mailto", "mailtos") and content.get("html"):
+        from monitor.notify.email import send_email
+
+        return send_email(channel, content)
     notifier = apprise.Apprise()
     if not notifier.add(channel.url):
         return SendResult(False, "apprise does not understand this channel's URL", permanent=True)

@@ -275,11 +275,15 @@ def finish_send(
     error: str | None,
     retry_at: datetime | None,
     counts: bool = True,
+    content: dict[str, Any] | None = None,
 ) -> bool:
     """Record a send: sent (no error), failed for good (error, no retry_at), or pending again at
-    retry_at. `counts` False (quiet hours, rate limit) does not count an attempt. Returns False
-    when the lease was lost (another sender took the message over)."""
+    retry_at. `counts` False (quiet hours, rate limit) does not count an attempt; `content`
+    replaces the message's (what part of it was delivered). Returns False when the lease was
+    lost (another sender took the message over)."""
     values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+    if content is not None:
+        values["content"] = content
     if counts:
         values["attempts"] = outbox.c.attempts + 1
     if error is None and retry_at is None:

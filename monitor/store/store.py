@@ -593,10 +593,18 @@ class Store:
         error: str | None,
         retry_at: datetime | None,
         counts: bool = True,
+        content: dict[str, Any] | None = None,
     ) -> bool:
         with self.engine.begin() as c:
             return delivery.finish_send(
-                c, outbox_id, owner, now, error=error, retry_at=retry_at, counts=counts
+                c,
+                outbox_id,
+                owner,
+                now,
+                error=error,
+                retry_at=retry_at,
+                counts=counts,
+                content=content,
             )
 
     def sent_in(self, channel: str, since: datetime) -> int:
