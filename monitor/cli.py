@@ -94,15 +94,39 @@ def check(ctx: click.Context) -> None:
         rules = load_rules(ctx.obj, feeds=config.feeds if config else None)
     except ConfigError as err:
         issues += err.issues
-    if issues or config is None:
-        click.echo(str(ConfigError(issues)), err=True)
+    template_problem = _check_templates(ctx.obj)
+    if issues or config is None or template_problem:
+        if issues or config is None:
+            click.echo(str(ConfigError(issues)), err=True)
+        if template_problem:
+            click.echo(template_problem, err=True)
         click.echo(f"monitor: configuration in {ctx.obj} is invalid", err=True)
         ctx.exit(1)
+        return
     outlets = {f.outlet for f in config.feeds}
     click.echo(
         f"{config.config_dir}: OK ({len(outlets)} outlets, {len(config.feeds)} feeds), "
         f"{len(rules.actors)} actors, {len(rules.watches)} watches"
     )
+
+
+def _check_templates(config_dir: Path) -> str | None:
+    """Render a sample message in every format with the user's templates (config/templates/):
+    a broken template, or one reaching outside its folder, is reported now, not at 7 am."""
+    from monitor.pipeline import user_templates
+
+    folder = user_templates(config_dir)
+    if folder is None:
+        return None
+    from monitor.render import RenderError, render
+    from monitor.render.sample import sample_message
+
+    for fmt in ("text", "email", "markdown", "slack"):
+        try:
+            render(sample_message(), fmt, templates=folder)
+        except RenderError as err:
+            return f"{folder}: {err}"
+    return None
 
 
 @main.command()

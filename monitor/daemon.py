@@ -25,6 +25,7 @@ from monitor.pipeline import (
     housekeeping,
     match_queued,
     poll_feed,
+    user_templates,
 )
 from monitor.rules.active import ActiveRules, definitions
 from monitor.rules.compiler import RuleCompileError, compile_rules
@@ -98,6 +99,7 @@ class Daemon:
         try:
             async with Fetcher(fetch_limits(self.config), clock=self.clock) as fetcher:
                 self._rt = Runtime(store, fetcher, settings, self.clock, pool, self.owner)
+                self._rt.templates = user_templates(self.config.config_dir)
                 await self._activate(rules)
                 self._install_signals()
                 tick = settings.polling.tick.total_seconds()

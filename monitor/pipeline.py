@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from monitor import boilerplate
@@ -68,6 +69,8 @@ class Runtime:
     # The watches matched against new articles; a reload swaps in new ones with one assignment.
     # None leaves new articles queued for a process that has the rules (the daemon).
     rules: ActiveRules | None = None
+    # A user's templates (config/templates/), each overriding the shipped one of its name.
+    templates: Path | None = None
     # Pages fetched and not yet extracted, over all feeds: bounds the HTML held in memory.
     page_slots: asyncio.Semaphore = field(init=False, repr=False)
 
@@ -567,20 +570,27 @@ def deliver_plan(rt: Runtime) -> list[int]:
     if rt.rules is None:
         return []
     active, now, settings = rt.rules, rt.clock(), rt.settings.delivery
-    queued = plan_all(rt.store, active.rules, settings, now, _render, active.since)
+    render = functools.partial(_render, templates=rt.templates)
+    queued = plan_all(rt.store, active.rules, settings, now, render, active.since)
     if settings.feed_health:  # feeds failing for long, and their recoveries
         channels = active.rules.channels
         health = functools.partial(
-            plan_feed_health, channels=channels, defaults=settings, now=now, render=_render
+            plan_feed_health, channels=channels, defaults=settings, now=now, render=render
         )
         queued += rt.store.plan(lambda c: health(c))
     return queued
 
 
-def _render(message: Any, fmt: str) -> Any:
+def _render(message: Any, fmt: str, templates: Path | None = None) -> Any:
     from monitor.render import render  # Jinja2 is loaded once something is to be sent
 
-    return render(message, fmt)  # type: ignore[arg-type]
+    return render(message, fmt, templates=templates)  # type: ignore[arg-type]
+
+
+def user_templates(config_dir: Path) -> Path | None:
+    """config/templates/, when the user made one."""
+    folder = config_dir / "templates"
+    return folder if folder.is_dir() else None
 
 
 def deliver_send(rt: Runtime, send: Send | None = None) -> tuple[int, int]:

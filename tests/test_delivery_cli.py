@@ -69,3 +69,14 @@ def test_outbox_lists_retries_and_discards_messages(config_dir, tmp_path):
     pending = invoke(config_dir, "outbox", "--status", "pending").output
     assert "1 messages" in pending and "troops: 2 new articles" in pending
     assert invoke(config_dir, "outbox", "--retry", "999").exit_code == 2
+
+
+def test_check_renders_the_users_templates_and_refuses_one_reaching_outside(config_dir):
+    folder = config_dir / "templates"
+    folder.mkdir()
+    (folder / "text.txt").write_text("{{ message.title }}\n{% include '../../etc/passwd' %}\n")
+    result = invoke(config_dir, "check")
+    assert result.exit_code == 1
+    assert f"{folder}:" in result.output and "passwd" in result.output
+    (folder / "text.txt").write_text("Alert: {{ message.title }}\n")
+    assert invoke(config_dir, "check").exit_code == 0
