@@ -23,15 +23,17 @@ from monitor.config import Settings
 from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed, utcnow
 from monitor.extract import content_hash, extract
 from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
+from monitor.grouping import Grouped
 from monitor.parse import parse
 from monitor.schedule import backoff_delay, next_poll_after_success
-from monitor.store import EntryToStore, FeedState, Ingested, NewArticle, Store
+from monitor.store import EntryToStore, FeedState, Ingested, NewArticle, PolledOk, Store
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 PAGE_BATCH = 16  # pages of one feed fetched at once; bounds memory on a feed with a huge backlog
+STORE_GROUP = 50  # feeds' batches stored in one transaction at most: bounds its length
 
 
 def default_owner() -> str:
@@ -53,16 +55,35 @@ class Runtime:
     # Database work runs on its own thread: a PostgreSQL round trip or a SQLite lock wait on
     # the event loop would stall every fetch in flight until its timeout fired.
     db: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "monitor-db"))
-    _not_modified: list[tuple[FeedState, datetime, asyncio.Future[None]]] = field(
-        default_factory=list, init=False, repr=False
-    )
-    _flushing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    # Each outlet's learned boilerplate lines as last read or learned (by outlet id and
+    # boilerplate_min_pages), so extraction starts from them without a query per feed; the
+    # store is asked again inside each batch's transaction, which is what counts.
+    boilerplate: dict[tuple[int, int], frozenset[str]] = field(default_factory=dict, repr=False)
     # Pages fetched and not yet extracted, over all feeds: bounds the HTML held in memory.
     page_slots: asyncio.Semaphore = field(init=False, repr=False)
+    # Database calls that concurrent feeds make together (see monitor.grouping).
+    known_entries: Grouped[tuple[FeedState, list[str]], dict[str, str]] = field(init=False)
+    store_batch: Grouped[_Batch, tuple[list[str], frozenset[str]]] = field(init=False)
+    record_not_modified: Grouped[tuple[FeedState, datetime], None] = field(init=False)
+    record_success: Grouped[PolledOk, None] = field(init=False)
 
     def __post_init__(self) -> None:
         workers = self.settings.extract.workers
         self.page_slots = asyncio.Semaphore(max(self.settings.polling.concurrency, 2 * workers))
+        self.known_entries = Grouped(lambda asks: self.on_db(_known_entries, self, asks))
+        self.store_batch = Grouped(
+            lambda batches: self.on_db(_store_batches, self, batches), most=STORE_GROUP
+        )
+        self.record_not_modified = Grouped(
+            lambda polls: self.on_db(
+                self.store.record_not_modified_many, polls, self.owner, self.clock()
+            )
+        )
+        self.record_success = Grouped(
+            lambda polls: self.on_db(
+                self.store.record_success_many, polls, self.owner, self.clock()
+            )
+        )
 
     async def on_db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call (or a function made of store calls) on the database thread."""
@@ -74,48 +95,15 @@ class Runtime:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self.extractor, fn, *args)
 
-    async def record_not_modified(self, feed: FeedState, next_poll: datetime) -> None:
-        """Record a 304 in the next group commit: while one batch of 304s is being written,
-        the next gathers, so a warm cycle costs a transaction per batch, not per feed."""
-        done = asyncio.get_running_loop().create_future()
-        self._not_modified.append((feed, next_poll, done))
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush_not_modified())
-        await done
+    def learned(self, outlet_id: int) -> frozenset[str] | None:
+        """The outlet's learned boilerplate as this process last saw it; None if never."""
+        return self.boilerplate.get((outlet_id, self.settings.extract.boilerplate_min_pages))
 
-    async def _flush_not_modified(self) -> None:
-        batch: list[tuple[FeedState, datetime, asyncio.Future[None]]] = []
-        try:
-            while self._not_modified:
-                batch, self._not_modified = self._not_modified, []
-                polls = [(feed, next_poll) for feed, next_poll, _ in batch]
-                store = self.store
-                try:
-                    await self.on_db(
-                        store.record_not_modified_many, polls, self.owner, self.clock()
-                    )
-                except Exception as err:
-                    _settle(batch, err)
-                else:
-                    _settle(batch, None)
-        except asyncio.CancelledError:  # shutting down: nobody may wait forever
-            _settle(batch + self._not_modified, asyncio.CancelledError())
-            self._not_modified = []
-            raise
-        finally:
-            self._flushing = None
-
-
-def _settle(
-    waiters: Sequence[tuple[FeedState, datetime, asyncio.Future[None]]], error: BaseException | None
-) -> None:
-    for *_, done in waiters:
-        if done.done():
-            continue
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
+    def saw_learned(self, outlet_id: int, lines: frozenset[str]) -> None:
+        # Lines only ever become boilerplate (their page counts only grow), so the union of
+        # what concurrent feeds saw is never wrong.
+        key = (outlet_id, self.settings.extract.boilerplate_min_pages)
+        self.boilerplate[key] = self.boilerplate.get(key, frozenset()) | lines
 
 
 @dataclass(frozen=True)
@@ -219,7 +207,7 @@ async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     except FetchError as err:
         return await rt.on_db(_failed, rt, feed, str(err), err.status, err.retry_after)
     if fetched.not_modified:  # 304: nothing to parse (the point of a conditional GET)
-        await rt.record_not_modified(feed, _next_poll(rt, feed))
+        await rt.record_not_modified((feed, _next_poll(rt, feed)))
         return FeedOutcome(feed.name, "not-modified")
     parsed = await rt.on_cpu(parse, fetched.body, fetched.final_url, fetched.content_type)
     if not parsed.is_feed:
@@ -231,16 +219,9 @@ async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     # An entry that could not be stored must be seen again: drop the validators so the next
     # poll cannot be a 304 that hides it.
     etag, last_modified = (fetched.etag, fetched.last_modified) if complete else (None, None)
-    await rt.on_db(
-        rt.store.record_success,
-        feed,
-        rt.owner,
-        rt.clock(),
-        _next_poll(rt, feed),
-        fetched.status,
-        etag,
-        last_modified,
-        "; ".join(problems) or None,
+    problem = "; ".join(problems) or None
+    await rt.record_success(
+        PolledOk(feed, _next_poll(rt, feed), fetched.status, etag, last_modified, problem)
     )
     return FeedOutcome(
         feed.name,
@@ -280,9 +261,8 @@ async def _store_entries(
     """Store the feed's new or edited entries; returns counts, problems, and whether all stored."""
     counts = {"new": 0, "duplicates": 0, "revisions": 0, "backlog": 0, "unchanged": 0}
     problems: list[str] = []
-    todo = await rt.on_db(_new_or_edited, rt, feed, parsed.entries)
-    min_pages = rt.settings.extract.boilerplate_min_pages
-    learned = await rt.on_db(rt.store.learned_boilerplate, feed.outlet_id, min_pages)
+    todo = await _new_or_edited(rt, feed, parsed.entries)
+    learned = await _learned(rt, feed)
     complete = True
     for start in range(0, len(todo), PAGE_BATCH):
         batch = todo[start : start + PAGE_BATCH]
@@ -303,7 +283,8 @@ async def _store_entries(
                 complete = False
             else:
                 ready.append((entry, page, ex))
-        outcomes, learned = await rt.on_db(_store_batch, rt, feed, ready, learned)
+        outcomes, learned = await rt.store_batch(_Batch(feed, ready, learned))
+        rt.saw_learned(feed.outlet_id, learned)
         for (entry, _, _), outcome in zip(ready, outcomes, strict=True):
             if outcome.startswith("error: "):  # one bad entry must not cost the feed the others
                 problems.append(f"entry {entry.link or entry.guid}: {outcome[7:]}")
@@ -315,15 +296,22 @@ async def _store_entries(
     return counts, problems, complete
 
 
-def _new_or_edited(rt: Runtime, feed: FeedState, entries: Sequence[FeedEntry]) -> list[FeedEntry]:
-    """Entries this feed has not delivered before, or has edited since, within retention.
+async def _learned(rt: Runtime, feed: FeedState) -> frozenset[str]:
+    """The outlet's learned boilerplate, read from the store by its first feed in this process."""
+    learned = rt.learned(feed.outlet_id)
+    if learned is None:
+        min_pages = rt.settings.extract.boilerplate_min_pages
+        learned = await rt.on_db(rt.store.learned_boilerplate, feed.outlet_id, min_pages)
+        rt.saw_learned(feed.outlet_id, learned)
+    return learned
 
-    Entries still listed are marked as seen now, so retention never purges an article that a
-    feed still carries (it would come back as news on the next poll)."""
-    now = rt.clock()
-    oldest = now - rt.settings.retention.articles
-    known = rt.store.entry_hashes(feed.id, [e.guid for e in entries])
-    rt.store.touch_sources(feed.id, list(known), now)
+
+async def _new_or_edited(
+    rt: Runtime, feed: FeedState, entries: Sequence[FeedEntry]
+) -> list[FeedEntry]:
+    """Entries this feed has not delivered before, or has edited since, within retention."""
+    known = await rt.known_entries((feed, [e.guid for e in entries])) if entries else {}
+    oldest = rt.clock() - rt.settings.retention.articles
     todo: dict[str, FeedEntry] = {}
     for entry in entries:
         if entry.published is not None and entry.published < oldest:
@@ -331,6 +319,21 @@ def _new_or_edited(rt: Runtime, feed: FeedState, entries: Sequence[FeedEntry]) -
         if known.get(entry.guid) != entry.entry_hash:
             todo.setdefault(entry.guid, entry)  # a feed listing one GUID twice yields it once
     return list(todo.values())
+
+
+def _known_entries(
+    rt: Runtime, asks: Sequence[tuple[FeedState, list[str]]]
+) -> list[dict[str, str]]:
+    """For each (feed, GUIDs): guid -> entry hash of the entries the feed delivered before.
+
+    Entries still listed are marked as seen now, so retention never purges an article that a
+    feed still carries (it would come back as news on the next poll)."""
+    known = rt.store.entry_hashes_many([(feed.id, guids) for feed, guids in asks])
+    still_listed = [
+        (feed.id, list(hashes)) for (feed, _), hashes in zip(asks, known, strict=True) if hashes
+    ]
+    rt.store.touch_sources_many(still_listed, rt.clock())
+    return known
 
 
 @dataclass(frozen=True)
@@ -401,21 +404,60 @@ def extract_each(
     return out
 
 
-def _store_batch(
+@dataclass(frozen=True)
+class _Batch:
+    """Extracted entries of one feed, ready to store, and the boilerplate they were cleaned of."""
+
+    feed: FeedState
+    items: Sequence[tuple[FeedEntry, Page, Extracted]]
+    learned: frozenset[str]
+
+
+def _store_batches(
+    rt: Runtime, batches: Sequence[_Batch]
+) -> list[tuple[list[str], frozenset[str]]]:
+    """Several feeds' batches (see _store_batch) in one transaction; if that fails, each feed's
+    batch in a transaction of its own, so that one feed's bad entry costs no other feed."""
+    now = rt.clock()
+    if sum(1 for b in batches if b.items) > 1:
+        try:
+            return rt.store.atomic(
+                lambda: [_learn_and_store(rt, b.feed, b.items, b.learned, now) for b in batches]
+            )
+        except Exception:
+            log.warning("a group of %d feeds failed to store; storing feed by feed", len(batches))
+    return [_store_batch(rt, b, now) for b in batches]
+
+
+def _store_batch(rt: Runtime, batch: _Batch, now: datetime) -> tuple[list[str], frozenset[str]]:
+    """Dedupe and store one feed's extracted entries in one transaction, after their pages taught
+    the outlet's boilerplate. Returns each entry's outcome ("error: ..." when it failed) and the
+    outlet's learned lines."""
+    feed, items, learned = batch.feed, batch.items, batch.learned
+    if not items:
+        return [], learned
+    try:
+        return rt.store.atomic(_learn_and_store, rt, feed, items, learned, now)
+    except Exception:  # store them one by one, so only the entry at fault is lost
+        log.warning("feed %s: a batch failed; storing its entries one by one", feed.name)
+        return _learn_and_store(rt, feed, items, learned, now, one_by_one=True)
+
+
+def _learn_and_store(
     rt: Runtime,
     feed: FeedState,
     items: Sequence[tuple[FeedEntry, Page, Extracted]],
     learned: frozenset[str],
+    now: datetime,
+    one_by_one: bool = False,
 ) -> tuple[list[str], frozenset[str]]:
-    """Dedupe and store extracted entries in one transaction, then let their pages teach the
-    outlet's boilerplate. Returns each entry's outcome ("error: ..." when it failed)."""
     if not items:
         return [], learned
-    now = rt.clock()
     # The pages this outlet had not carried teach the learner first, so that this batch is
     # already cleaned of the lines they reveal (two copies of one story differing only in
-    # boilerplate must hash alike). Another feed of the same outlet, polled concurrently, may
-    # have learned lines since these entries were extracted: the newest set is used as well.
+    # boilerplate must hash alike). Another feed of the same outlet, polled concurrently (here
+    # or by another worker), may have learned lines since these entries were extracted: the
+    # newest set is used as well.
     min_pages = rt.settings.extract.boilerplate_min_pages
     current = learned | rt.store.learned_boilerplate(feed.outlet_id, min_pages)
     pages = {
@@ -423,7 +465,7 @@ def _store_batch(
         for (entry, page, ex) in items
         if ex.source == "page" and (link := _entry_link(page, entry))
     }
-    new = rt.store.pages_new_to_outlet(feed.outlet_id, list(pages))
+    new = rt.store.pages_new_to_outlet(feed.outlet_id, list(pages)) if pages else set()
     if new:
         current = _learn(rt, feed, [pages[link] for link in pages if link in new], current)
     if current != learned:
@@ -434,10 +476,10 @@ def _store_batch(
         ]
     rows = [_entry_to_store(rt, feed, entry, page, ex, now) for entry, page, ex in items]
     stored: list[Ingested | str]
-    try:
-        stored = list(rt.store.ingest_many(feed, rows, now))
-    except Exception:  # store them one by one, so only the entry at fault is lost
+    if one_by_one:
         stored = [_ingest_alone(rt, feed, row, now) for row in rows]
+    else:
+        stored = list(rt.store.ingest_many(feed, rows, now))
     outcomes = []
     for row, result in zip(rows, stored, strict=True):
         if isinstance(result, str):

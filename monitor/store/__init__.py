@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.store.ingest import EntryToStore, Ingested, NewArticle
-from monitor.store.store import ArticleView, FeedHealth, FeedState, Store
+from monitor.store.store import ArticleView, FeedHealth, FeedState, PolledOk, Store
 
 __all__ = [
     "ArticleView",
@@ -12,5 +12,6 @@ __all__ = [
     "FeedState",
     "Ingested",
     "NewArticle",
+    "PolledOk",
     "Store",
 ]

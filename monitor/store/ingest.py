@@ -8,18 +8,33 @@ headline, since identical text under another headline is a wall every page shows
 A batch of one feed's entries is stored in one transaction. The lookups it needs are fetched for
 the whole batch up front (a handful of IN queries instead of about ten statements an entry) and
 kept current as the batch writes; any lookup the batch did not prefetch, or that a write made
-stale, is asked of the database again. That keeps a cold poll of a thousand feeds cheap without
-a second, faster-but-different dedupe path.
+stale, is asked of the database again. The new rows the batch inserts are held back and sent
+as one multi-row statement per table (see _Writes). That keeps a cold poll of a thousand feeds
+cheap without a second, faster-but-different dedupe path.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Table,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 
 from monitor.store.schema import article_revisions, article_sources, articles
 
@@ -76,31 +91,42 @@ class Ingested:
 
 
 def ingest_batch(
-    c: Connection, feed: FeedState, entries: Sequence[EntryToStore], now: datetime
+    c: Connection,
+    feed: FeedState,
+    entries: Sequence[EntryToStore],
+    now: datetime,
+    ids: NewIds | None = None,
 ) -> list[Ingested]:
-    """Store one feed's entries in order inside the caller's transaction."""
+    """Store one feed's entries in order inside the caller's transaction (whose NewIds, if it
+    has one, new rows take their ids from)."""
     entries = [replace(e, article=e.article.without_nul()) for e in entries]
-    seen = _Lookups(c, feed)
+    w = _Writes(c, ids or NewIds(c))
+    seen = _Lookups(w, feed)
     seen.prefetch(entries)
-    return [_ingest_one(c, feed, seen, e, now) for e in entries]
+    done = []
+    for i, entry in enumerate(entries):
+        w.entries_left = len(entries) - i
+        done.append(_ingest_one(w, feed, seen, entry, now))
+    w.flush()
+    return done
 
 
 def _ingest_one(
-    c: Connection, feed: FeedState, seen: _Lookups, entry: EntryToStore, now: datetime
+    w: _Writes, feed: FeedState, seen: _Lookups, entry: EntryToStore, now: datetime
 ) -> Ingested:
     new, link = entry.article, entry.link
     article_id = seen.known_article(entry)
     if article_id is None:
-        article_id = _insert_article(c, feed, entry.guid, new, now)
+        article_id = _insert_article(w, feed, entry.guid, new, now)
         seen.article_inserted(new, article_id)
         outcome = "new"
     else:
-        revised = _maybe_revise(c, article_id, feed.outlet_id, link, new, now)
+        revised = _maybe_revise(w, article_id, feed.outlet_id, link, new, now)
         if revised:
             seen.article_revised(revised)
         outcome = "revision" if revised else "duplicate"
     title = new.entry_title or new.title
-    known = _upsert_source(c, feed, seen, entry, title, article_id, now)
+    known = _upsert_source(w, feed, seen, entry, title, article_id, now)
     if known and outcome == "duplicate":
         outcome = "unchanged"  # the feed edited the entry, the article text is the same
     return Ingested(outcome, article_id)
@@ -110,7 +136,7 @@ class _Lookups:
     """The batch's view of what is stored: each map is a cache of one query, keyed by its
     parameter; a key that is missing has not been asked yet (None means asked, not found)."""
 
-    def __init__(self, c: Connection, feed: FeedState) -> None:
+    def __init__(self, c: _Writes, feed: FeedState) -> None:
         self.c, self.feed = c, feed
         self.article_at_url: dict[str, int | None] = {}  # articles.canonical_url -> id
         self.source_at_url: dict[str, int | None] = {}  # article_sources.url -> article_id
@@ -118,39 +144,42 @@ class _Lookups:
         self.by_hash: dict[str, tuple[int, int] | None] = {}  # hash -> (first id, its outlet)
 
     def prefetch(self, entries: Sequence[EntryToStore]) -> None:
-        c, feed = self.c, self.feed
+        """Ask every lookup the batch will need in one statement (four queries in a UNION ALL,
+        each row tagged with the map it answers)."""
         urls = _distinct(u for e in entries for u in (e.article.canonical_url, e.link) if u)
         guids = _distinct(e.guid for e in entries)
         hashes = _distinct(e.article.content_hash for e in entries if e.article.content_hash)
         self.article_at_url = dict.fromkeys(urls)
-        self.article_at_url.update(
-            c.execute(
-                select(articles.c.canonical_url, articles.c.id).where(
-                    articles.c.canonical_url.in_(urls)
-                )
-            ).all()
-        )
         self.source_at_url = dict.fromkeys(urls)
-        for url, article_id in c.execute(
-            select(article_sources.c.url, func.min(article_sources.c.article_id))
-            .where(article_sources.c.url.in_(urls))
-            .group_by(article_sources.c.url)
-        ):
-            self.source_at_url[url] = article_id
         self.by_guid = dict.fromkeys(guids)
-        for guid, source_id, article_id in c.execute(
-            select(
-                article_sources.c.guid, article_sources.c.id, article_sources.c.article_id
-            ).where(article_sources.c.feed_id == feed.id, article_sources.c.guid.in_(guids))
-        ):
-            self.by_guid[guid] = (source_id, article_id)
         self.by_hash = dict.fromkeys(hashes)
-        for digest, article_id, outlet_id in c.execute(
-            select(articles.c.content_hash, articles.c.id, articles.c.outlet_id)
-            .where(articles.c.content_hash.in_(hashes))
-            .order_by(articles.c.id.desc())  # the lowest id is written last, so it stays
-        ):
-            self.by_hash[digest] = (article_id, outlet_id)
+        a, s = articles.c, article_sources.c
+        none = cast(null(), Integer)  # typed, or PostgreSQL takes a bare NULL for text
+        query = union_all(
+            select(literal("article_at_url"), a.canonical_url, a.id, none).where(
+                a.canonical_url.in_(urls)
+            ),
+            select(literal("source_at_url"), s.url, func.min(s.article_id), none)
+            .where(s.url.in_(urls))
+            .group_by(s.url),
+            select(literal("by_guid"), s.guid, s.id, s.article_id).where(
+                s.feed_id == self.feed.id, s.guid.in_(guids)
+            ),
+            select(literal("by_hash"), a.content_hash, a.id, a.outlet_id).where(
+                a.content_hash.in_(hashes)
+            ),
+        )
+        for kind, key, first, second in self.c.sent().execute(query):
+            if kind == "article_at_url":
+                self.article_at_url[key] = first
+            elif kind == "source_at_url":
+                self.source_at_url[key] = first
+            elif kind == "by_guid":
+                self.by_guid[key] = (first, second)
+            else:  # the article first stored with this text, and its outlet
+                stored = self.by_hash[key]
+                if stored is None or first < stored[0]:
+                    self.by_hash[key] = (first, second)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -170,27 +199,37 @@ class _Lookups:
 
     def _article_at(self, url: str) -> int | None:
         if url not in self.article_at_url:
-            self.article_at_url[url] = self.c.execute(
-                select(articles.c.id).where(articles.c.canonical_url == url)
-            ).scalar()
+            self.article_at_url[url] = (
+                self.c.sent()
+                .execute(select(articles.c.id).where(articles.c.canonical_url == url))
+                .scalar()
+            )
         found = self.article_at_url[url]
         if found is None:
             if url not in self.source_at_url:
-                self.source_at_url[url] = self.c.execute(
-                    select(func.min(article_sources.c.article_id)).where(
-                        article_sources.c.url == url
+                self.source_at_url[url] = (
+                    self.c.sent()
+                    .execute(
+                        select(func.min(article_sources.c.article_id)).where(
+                            article_sources.c.url == url
+                        )
                     )
-                ).scalar()
+                    .scalar()
+                )
             found = self.source_at_url[url]
         return found
 
     def _source_of_guid(self, guid: str) -> tuple[int, int] | None:
         if guid not in self.by_guid:
-            row = self.c.execute(
-                select(article_sources.c.id, article_sources.c.article_id).where(
-                    article_sources.c.feed_id == self.feed.id, article_sources.c.guid == guid
+            row = (
+                self.c.sent()
+                .execute(
+                    select(article_sources.c.id, article_sources.c.article_id).where(
+                        article_sources.c.feed_id == self.feed.id, article_sources.c.guid == guid
+                    )
                 )
-            ).first()
+                .first()
+            )
             self.by_guid[guid] = (row.id, row.article_id) if row else None
         return self.by_guid[guid]
 
@@ -198,12 +237,16 @@ class _Lookups:
         """An article with identical text. Within one outlet, identical text under another
         headline is not the same story but a wall every page shows (consent, paywall, error)."""
         if new.content_hash not in self.by_hash:
-            row = self.c.execute(
-                select(articles.c.id, articles.c.outlet_id)
-                .where(articles.c.content_hash == new.content_hash)
-                .order_by(articles.c.id)
-                .limit(1)
-            ).first()
+            row = (
+                self.c.sent()
+                .execute(
+                    select(articles.c.id, articles.c.outlet_id)
+                    .where(articles.c.content_hash == new.content_hash)
+                    .order_by(articles.c.id)
+                    .limit(1)
+                )
+                .first()
+            )
             self.by_hash[new.content_hash] = (row.id, row.outlet_id) if row else None
         found = self.by_hash[new.content_hash]
         if found is None:
@@ -211,12 +254,16 @@ class _Lookups:
         article_id, outlet_id = found
         if outlet_id != self.feed.outlet_id or not new.entry_title:
             return article_id
-        headlines = self.c.execute(
-            select(article_sources.c.title).where(
-                article_sources.c.article_id == article_id,
-                article_sources.c.outlet_id == self.feed.outlet_id,
+        headlines = (
+            self.c.sent()
+            .execute(
+                select(article_sources.c.title).where(
+                    article_sources.c.article_id == article_id,
+                    article_sources.c.outlet_id == self.feed.outlet_id,
+                )
             )
-        ).scalars()
+            .scalars()
+        )
         same = any(_fold(h or "") == _fold(new.entry_title) for h in headlines)
         return article_id if same else None
 
@@ -244,6 +291,69 @@ class _Lookups:
         self.source_at_url.clear()
 
 
+class NewIds:
+    """Ids for new articles and sources, taken ahead of their rows (see _Writes). One serves a
+    whole transaction, so a transaction that stores many feeds' batches asks once."""
+
+    def __init__(self, c: Connection) -> None:
+        self.c = c
+        self._next: dict[Table, int] = {}  # SQLite: the table's next id
+        self._left: dict[Table, deque[int]] = {}  # PostgreSQL: ids taken from the sequence
+
+    def take(self, table: Table, rows_at_most: int) -> int:
+        """An id for a new row of `table`; the caller may insert up to rows_at_most more rows
+        (this one included), which is how many a PostgreSQL sequence is asked for at once."""
+        if self.c.dialect.name == "postgresql":  # an id taken but not used is only a gap
+            if not self._left.get(table):
+                self._left[table] = deque(self._from_sequence(table, rows_at_most))
+            return self._left[table].popleft()
+        # SQLite gives a new row max(id) + 1; the transaction holds the write lock (BEGIN
+        # IMMEDIATE), so nobody else can take those ids before it commits.
+        if table not in self._next:
+            self._next[table] = (self.c.execute(select(func.max(table.c.id))).scalar() or 0) + 1
+        self._next[table] += 1
+        return self._next[table] - 1
+
+    def _from_sequence(self, table: Table, n: int) -> list[int]:
+        sequence = func.nextval(func.pg_get_serial_sequence(table.name, "id"))
+        series = func.generate_series(1, n).table_valued("i")
+        return list(self.c.execute(select(sequence).select_from(series)).scalars())
+
+
+class _Writes:
+    """The batch's connection, holding back the INSERTs of new rows.
+
+    Inserting row by row cost two statements an entry (a round trip each on PostgreSQL). New
+    articles and sources are queued instead, with ids taken up front, and sent as one
+    multi-row statement per table the moment the batch runs any other statement, or ends. The
+    database thus sees the same rows in the same order before every read, and a constraint a
+    row breaks still fails the batch's transaction (whose caller then retries or stores the
+    entries one by one)."""
+
+    def __init__(self, c: Connection, ids: NewIds) -> None:
+        self.c, self.ids = c, ids
+        self.entries_left = 0  # entries of the batch not stored yet, the current one included
+        self._queued: dict[Table, list[dict[str, Any]]] = {articles: [], article_sources: []}
+
+    def sent(self) -> Connection:
+        """The connection, once every queued row is in the database: for any other statement."""
+        self.flush()
+        return self.c
+
+    def insert(self, table: Table, row: dict[str, Any]) -> int:
+        """Queue a new row of `table` (articles or article_sources); returns its id. An entry
+        inserts at most one row of each."""
+        row_id = self.ids.take(table, self.entries_left)
+        self._queued[table].append({"id": row_id, **row})
+        return row_id
+
+    def flush(self) -> None:
+        for table, rows in self._queued.items():  # articles first: sources refer to them
+            if rows:
+                self.c.execute(insert(table), rows)
+                rows.clear()
+
+
 def _distinct(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
@@ -252,16 +362,11 @@ def _fold(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-# Statements built once: building insert().values(...) afresh for each row cost more CPU than
-# SQLite spent running it.
-_INSERT_ARTICLE = insert(articles).returning(articles.c.id)
-_INSERT_SOURCE = insert(article_sources).returning(article_sources.c.id)
+# Built once: building a statement afresh for each row cost more CPU than SQLite spent running it.
 _UPDATE_SOURCE = update(article_sources).where(article_sources.c.id == bindparam("source_id"))
 
 
-def _insert_article(
-    c: Connection, feed: FeedState, guid: str, new: NewArticle, now: datetime
-) -> int:
+def _insert_article(w: _Writes, feed: FeedState, guid: str, new: NewArticle, now: datetime) -> int:
     row = {
         "canonical_url": new.canonical_url,
         "guid": guid,
@@ -278,11 +383,11 @@ def _insert_article(
         "backlog": new.backlog,
         "outlet_id": feed.outlet_id,
     }
-    return int(c.execute(_INSERT_ARTICLE, row).scalar_one())
+    return w.insert(articles, row)
 
 
 def _maybe_revise(
-    c: Connection,
+    w: _Writes,
     article_id: int,
     outlet_id: int,
     link: str | None,
@@ -296,6 +401,7 @@ def _maybe_revise(
     article's canonical URL (the original arriving after a syndication partner whose copy
     pointed rel=canonical at it: the original then takes the article over). Any other differing
     copy is just another source and must not overwrite the text."""
+    c = w.sent()
     cur = c.execute(select(articles).where(articles.c.id == article_id)).one()
     owner = cur.outlet_id == outlet_id or (link is not None and link == cur.canonical_url)
     if cur.content_hash == new.content_hash or not owner:
@@ -330,7 +436,7 @@ def _maybe_revise(
 
 
 def _upsert_source(
-    c: Connection,
+    w: _Writes,
     feed: FeedState,
     seen: _Lookups,
     entry: EntryToStore,
@@ -349,7 +455,7 @@ def _upsert_source(
     }
     if existing is not None:
         source_id = existing[0]
-        c.execute(_UPDATE_SOURCE, {"source_id": source_id, **values})
+        w.sent().execute(_UPDATE_SOURCE, {"source_id": source_id, **values})
         seen.source_moved()
         seen.source_written(entry, source_id, article_id)
         return True
@@ -360,6 +466,6 @@ def _upsert_source(
         "first_seen_at": now,
         **values,
     }
-    source_id = c.execute(_INSERT_SOURCE, row).scalar_one()
+    source_id = w.insert(article_sources, row)
     seen.source_written(entry, source_id, article_id)
     return False
