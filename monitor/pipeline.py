@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from monitor import boilerplate
 from monitor.canonical import canonical_url
 from monitor.config import Settings
+from monitor.cpu import CpuPool
 from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed, utcnow
 from monitor.extract import content_hash, extract
 from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAGE_BATCH = 16  # pages of one feed fetched at once; bounds memory on a feed with a huge backlog
+# Pipeline stages that run in the extractor pool, in pipeline order (see Runtime.on_cpu).
+PARSE, EXTRACT = 1, 2
 STORE_GROUP = 50  # feeds' batches stored in one transaction at most: bounds its length
 
 
@@ -59,6 +62,7 @@ class Runtime:
     # boilerplate_min_pages), so extraction starts from them without a query per feed; the
     # store is asked again inside each batch's transaction, which is what counts.
     boilerplate: dict[tuple[int, int], frozenset[str]] = field(default_factory=dict, repr=False)
+    cpu: CpuPool | None = field(init=False, repr=False)  # feeds the extractor
     # Pages fetched and not yet extracted, over all feeds: bounds the HTML held in memory.
     page_slots: asyncio.Semaphore = field(init=False, repr=False)
     # Database calls that concurrent feeds make together (see monitor.grouping).
@@ -70,6 +74,7 @@ class Runtime:
     def __post_init__(self) -> None:
         workers = self.settings.extract.workers
         self.page_slots = asyncio.Semaphore(max(self.settings.polling.concurrency, 2 * workers))
+        self.cpu = CpuPool(self.extractor, workers) if self.extractor is not None else None
         self.known_entries = Grouped(lambda asks: self.on_db(_known_entries, self, asks))
         self.store_batch = Grouped(
             lambda batches: self.on_db(_store_batches, self, batches), most=STORE_GROUP
@@ -89,11 +94,12 @@ class Runtime:
         """Run a store call (or a function made of store calls) on the database thread."""
         return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
 
-    async def on_cpu(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a CPU-bound pure stage in the extractor pool, or inline without one."""
-        if self.extractor is None:
+    async def on_cpu(self, fn: Callable[..., T], *args: Any, stage: int) -> T:
+        """Run a CPU-bound pure stage in the extractor pool, or inline without one. A call of
+        a later stage (a higher number) goes first (see monitor.cpu)."""
+        if self.cpu is None:
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self.extractor, fn, *args)
+        return await self.cpu.run(-stage, fn, *args)
 
     def learned(self, outlet_id: int) -> frozenset[str] | None:
         """The outlet's learned boilerplate as this process last saw it; None if never."""
@@ -209,7 +215,9 @@ async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     if fetched.not_modified:  # 304: nothing to parse (the point of a conditional GET)
         await rt.record_not_modified((feed, _next_poll(rt, feed)))
         return FeedOutcome(feed.name, "not-modified")
-    parsed = await rt.on_cpu(parse, fetched.body, fetched.final_url, fetched.content_type)
+    parsed = await rt.on_cpu(
+        parse, fetched.body, fetched.final_url, fetched.content_type, stage=PARSE
+    )
     if not parsed.is_feed:
         error = f"{feed.url}: {parsed.problem}"
         return await rt.on_db(_failed, rt, feed, error, fetched.status, None)
@@ -376,7 +384,7 @@ async def _fetch_and_extract(
             if page.html is None:
                 return page, None
             job = (page.html, page.url or entry.link or "", entry)
-            (ex,) = await rt.on_cpu(extract_each, [job], learned, min_chars)
+            (ex,) = await rt.on_cpu(extract_each, [job], learned, min_chars, stage=EXTRACT)
             return replace(page, html=None), ex
 
     done = await asyncio.gather(*(one(entry) for entry in entries))
@@ -385,7 +393,7 @@ async def _fetch_and_extract(
     feed_only = [i for i, ex in enumerate(extracted) if ex is None]
     if feed_only:
         jobs = [(None, entries[i].link or "", entries[i]) for i in feed_only]
-        results = await rt.on_cpu(extract_each, jobs, learned, min_chars)
+        results = await rt.on_cpu(extract_each, jobs, learned, min_chars, stage=EXTRACT)
         for i, ex in zip(feed_only, results, strict=True):
             extracted[i] = ex
     return pages, [ex if ex is not None else "not extracted" for ex in extracted]
