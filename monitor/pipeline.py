@@ -429,12 +429,23 @@ def _store_batches(
     now = rt.clock()
     if sum(1 for b in batches if b.items) > 1:
         try:
-            return rt.store.atomic(
-                lambda: [_learn_and_store(rt, b.feed, b.items, b.learned, now) for b in batches]
-            )
+            return rt.store.atomic(_store_together, rt, batches, now)
         except Exception:
             log.warning("a group of %d feeds failed to store; storing feed by feed", len(batches))
     return [_store_batch(rt, b, now) for b in batches]
+
+
+def _store_together(
+    rt: Runtime, batches: Sequence[_Batch], now: datetime
+) -> list[tuple[list[str], frozenset[str]]]:
+    # Every batch's rows as extracted, so that one query looks up what the whole group will ask
+    # (a batch that learning re-cleans below builds its rows again, and asks for what differs).
+    rows = [_rows(rt, b.feed, b.items, now) for b in batches]
+    rt.store.expect_ingest([(b.feed, r) for b, r in zip(batches, rows, strict=True)])
+    return [
+        _learn_and_store(rt, b.feed, b.items, b.learned, now, rows=r)
+        for b, r in zip(batches, rows, strict=True)
+    ]
 
 
 def _store_batch(rt: Runtime, batch: _Batch, now: datetime) -> tuple[list[str], frozenset[str]]:
@@ -458,6 +469,7 @@ def _learn_and_store(
     learned: frozenset[str],
     now: datetime,
     one_by_one: bool = False,
+    rows: list[EntryToStore] | None = None,  # the items' rows, if built already
 ) -> tuple[list[str], frozenset[str]]:
     if not items:
         return [], learned
@@ -482,7 +494,9 @@ def _learn_and_store(
             (entry, page, replace(ex, text="\n".join(boilerplate.clean(ex.lines, learned))))
             for entry, page, ex in items
         ]
-    rows = [_entry_to_store(rt, feed, entry, page, ex, now) for entry, page, ex in items]
+        rows = None
+    if rows is None:
+        rows = _rows(rt, feed, items, now)
     stored: list[Ingested | str]
     if one_by_one:
         stored = [_ingest_alone(rt, feed, row, now) for row in rows]
@@ -498,6 +512,15 @@ def _learn_and_store(
         )
         outcomes.append("backlog" if outcome == "new" and row.article.backlog else outcome)
     return outcomes, learned
+
+
+def _rows(
+    rt: Runtime,
+    feed: FeedState,
+    items: Sequence[tuple[FeedEntry, Page, Extracted]],
+    now: datetime,
+) -> list[EntryToStore]:
+    return [_entry_to_store(rt, feed, entry, page, ex, now) for entry, page, ex in items]
 
 
 def _entry_link(page: Page, entry: FeedEntry) -> str | None:

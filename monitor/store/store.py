@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from monitor.config import FeedSpec
-from monitor.store.ingest import EntryToStore, Ingested, NewArticle, NewIds, ingest_batch
+from monitor.store.ingest import EntryToStore, Ingest, Ingested, NewArticle, ingest_batch
 from monitor.store.schema import (
     article_revisions,
     article_sources,
@@ -39,6 +39,7 @@ from monitor.store.schema import (
     feeds,
     outlets,
 )
+from monitor.store.sql import pairs_of
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,13 @@ class FeedState:
 
 
 class _Unit:
-    """What the store calls of one atomic() share: its connection, the ids its new rows take,
-    and each outlet's learned boilerplate as read in it (a batch of every feed asks)."""
+    """What the store calls of one atomic() share: its connection, the feeds' batches stored
+    in it (lookups and queued rows), and each outlet's learned boilerplate as read in it (a
+    batch of every feed asks)."""
 
     def __init__(self, c: Connection) -> None:
         self.c = c
-        self.ids = NewIds(c)
+        self.ingest = Ingest(c)
         self.learned: dict[tuple[int, int], frozenset[str]] = {}  # (outlet, min pages) -> keys
 
 
@@ -173,9 +175,11 @@ class Store:
         for attempt in range(1, ATOMIC_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as c:
-                    self._unit.current = _Unit(c)
+                    self._unit.current = unit = _Unit(c)
                     try:
-                        return fn(*args)
+                        done = fn(*args)
+                        unit.ingest.send()  # the rows it still holds back, before COMMIT
+                        return done
                     finally:
                         self._unit.current = None
             except DBAPIError as err:
@@ -188,23 +192,24 @@ class Store:
         return getattr(self._unit, "current", None)
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A transaction of its own, or the atomic() one this call is part of."""
+    def _write(self, articles_too: bool = True) -> Iterator[Connection]:
+        """A transaction of its own, or the atomic() one this call is part of. There, a call
+        that reads or writes articles or sources first sends the rows the unit holds back."""
         unit = self._current()
         if unit is not None:
-            yield unit.c
+            yield unit.ingest.send() if articles_too else unit.c
             return
         with self.engine.begin() as c:
             yield c
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _read(self, articles_too: bool = True) -> Iterator[Connection]:
         """A connection for reading only: on SQLite its transaction is deferred, so it reads a
         WAL snapshot without waiting for (or holding up) a writer. Inside atomic(), the unit's
-        connection, which sees the unit's own writes."""
+        connection, which sees the unit's own writes (see _write)."""
         unit = self._current()
         if unit is not None:
-            yield unit.c
+            yield unit.ingest.send() if articles_too else unit.c
             return
         with self.engine.connect().execution_options(monitor_read_only=True) as c:
             yield c
@@ -476,7 +481,7 @@ class Store:
         if lookups:
             with self._read() as c:
                 for chunk in _chunks(lookups, FEEDS_PER_QUERY):
-                    for r in c.execute(_ENTRY_HASHES.where(_of_feeds(chunk))):
+                    for r in c.execute(_ENTRY_HASHES.where(_of_feeds(c, chunk))):
                         found[(r.feed_id, r.guid)] = r.entry_hash
         return [
             {g: found[(feed_id, g)] for g in guids if (feed_id, g) in found}
@@ -507,13 +512,20 @@ class Store:
         """
         unit = self._current()
         if unit is not None:
-            return ingest_batch(unit.c, feed, entries, now, unit.ids)
+            return unit.ingest.store(feed, entries, now)
         try:
             with self._write() as c:
                 return ingest_batch(c, feed, entries, now)
         except IntegrityError:
             with self._write() as c:
                 return ingest_batch(c, feed, entries, now)
+
+    def expect_ingest(self, batches: Sequence[tuple[FeedState, Sequence[EntryToStore]]]) -> None:
+        """Inside atomic(): look up at once what these feeds' ingest_many calls will ask (see
+        monitor.store.ingest.Ingest.expect). Elsewhere it does nothing."""
+        unit = self._current()
+        if unit is not None:
+            unit.ingest.expect(batches)
 
     def touch_sources(self, feed_id: int, guids: Sequence[str], now: datetime) -> None:
         """These entries are still in the feed: retention keeps their articles."""
@@ -528,7 +540,9 @@ class Store:
             return
         with self._write() as c:
             for chunk in _chunks(touched, FEEDS_PER_QUERY):
-                c.execute(update(article_sources).where(_of_feeds(chunk)).values(last_seen_at=now))
+                c.execute(
+                    update(article_sources).where(_of_feeds(c, chunk)).values(last_seen_at=now)
+                )
 
     def articles(
         self,
@@ -621,7 +635,7 @@ class Store:
         query = select(boilerplate_lines.c.line_key).where(
             boilerplate_lines.c.outlet_id == outlet_id, boilerplate_lines.c.pages >= min_pages
         )
-        with self._read() as c:
+        with self._read(articles_too=False) as c:
             learned = frozenset(c.execute(query).scalars())
         if unit is not None:
             unit.learned[(outlet_id, min_pages)] = learned
@@ -648,7 +662,7 @@ class Store:
         unit = self._current()
         if unit is not None:  # the counts change: the unit's copy of what is learned is stale
             unit.learned = {key: v for key, v in unit.learned.items() if key[0] != outlet_id}
-        with self._write() as c:
+        with self._write(articles_too=False) as c:
             counts = dict(
                 c.execute(
                     select(boilerplate_lines.c.line_key, boilerplate_lines.c.pages).where(
@@ -708,6 +722,9 @@ class Store:
                         .values(text=text, content_hash=hash_text(text))
                     )
                     changed += 1
+        unit = self._current()
+        if unit is not None and changed:
+            unit.ingest.texts_rewritten()
         return changed
 
 
@@ -719,15 +736,10 @@ _ENTRY_HASHES = select(
 )
 
 
-def _of_feeds(asks: Sequence[tuple[int, list[str]]]) -> ColumnElement[bool]:
-    """Rows of these (feed id, GUIDs): one OR term a feed, each a lookup in the (feed_id, guid)
-    unique index (a row-value IN made SQLite scan the whole index instead)."""
-    return or_(
-        *(
-            and_(article_sources.c.feed_id == feed_id, article_sources.c.guid.in_(guids))
-            for feed_id, guids in asks
-        )
-    )
+def _of_feeds(c: Connection, asks: Sequence[tuple[int, list[str]]]) -> ColumnElement[bool]:
+    """Rows of these (feed id, GUIDs)."""
+    pairs = [(feed_id, guid) for feed_id, guids in asks for guid in guids]
+    return pairs_of(c, article_sources.c.feed_id, article_sources.c.guid, pairs)
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
