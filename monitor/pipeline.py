@@ -66,6 +66,7 @@ class Runtime:
     # Pages fetched and not yet extracted, over all feeds: bounds the HTML held in memory.
     page_slots: asyncio.Semaphore = field(init=False, repr=False)
     # Database calls that concurrent feeds make together (see monitor.grouping).
+    read_learned: Grouped[int, frozenset[str]] = field(init=False)
     known_entries: Grouped[tuple[FeedState, list[str]], dict[str, str]] = field(init=False)
     store_batch: Grouped[_Batch, tuple[list[str], frozenset[str]]] = field(init=False)
     record_not_modified: Grouped[tuple[FeedState, datetime], None] = field(init=False)
@@ -75,6 +76,7 @@ class Runtime:
         workers = self.settings.extract.workers
         self.page_slots = asyncio.Semaphore(max(self.settings.polling.concurrency, 2 * workers))
         self.cpu = CpuPool(self.extractor, workers) if self.extractor is not None else None
+        self.read_learned = Grouped(lambda outlet_ids: _read_learned(self, outlet_ids))
         self.known_entries = Grouped(lambda asks: self.on_db(_known_entries, self, asks))
         self.store_batch = Grouped(
             lambda batches: self.on_db(_store_batches, self, batches), most=STORE_GROUP
@@ -305,13 +307,23 @@ async def _store_entries(
 
 
 async def _learned(rt: Runtime, feed: FeedState) -> frozenset[str]:
-    """The outlet's learned boilerplate, read from the store by its first feed in this process."""
+    """The outlet's learned boilerplate, read from the store by its first feeds in this process."""
     learned = rt.learned(feed.outlet_id)
     if learned is None:
-        min_pages = rt.settings.extract.boilerplate_min_pages
-        learned = await rt.on_db(rt.store.learned_boilerplate, feed.outlet_id, min_pages)
-        rt.saw_learned(feed.outlet_id, learned)
+        learned = await rt.read_learned(feed.outlet_id)
     return learned
+
+
+async def _read_learned(rt: Runtime, outlet_ids: Sequence[int]) -> list[frozenset[str]]:
+    # An outlet's feeds start together: each outlet is read once, by the first group.
+    missing = [o for o in dict.fromkeys(outlet_ids) if rt.learned(o) is None]
+    if missing:
+        min_pages = rt.settings.extract.boilerplate_min_pages
+        read = rt.store.learned_boilerplate
+        found = await rt.on_db(lambda: [read(o, min_pages) for o in missing])
+        for outlet_id, lines in zip(missing, found, strict=True):
+            rt.saw_learned(outlet_id, lines)
+    return [rt.learned(o) or frozenset() for o in outlet_ids]
 
 
 async def _new_or_edited(
@@ -366,7 +378,7 @@ async def _fetch_page(rt: Runtime, entry: FeedEntry) -> Page:
 
 async def _fetch_and_extract(
     rt: Runtime, entries: Sequence[FeedEntry], learned: frozenset[str]
-) -> tuple[list[Page], list[Extracted | str]]:
+) -> tuple[list[Page], list[Prepared | str]]:
     """Each entry's page (its HTML already dropped) and extracted article; a str says why an
     entry could not be extracted. Runs in the extractor pool.
 
@@ -376,7 +388,7 @@ async def _fetch_and_extract(
     are cheap and go to the pool as one job, saving a round trip per entry."""
     min_chars = rt.settings.extract.min_chars
 
-    async def one(entry: FeedEntry) -> tuple[Page, Extracted | str | None]:
+    async def one(entry: FeedEntry) -> tuple[Page, Prepared | str | None]:
         if not (rt.settings.extract.fetch_pages and entry.link):
             return Page(), None
         async with rt.page_slots:
@@ -399,17 +411,39 @@ async def _fetch_and_extract(
     return pages, [ex if ex is not None else "not extracted" for ex in extracted]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An extracted entry with what storing it needs that costs CPU, worked out in the pool."""
+
+    ex: Extracted
+    link: str | None  # the entry's page: where its link led, else the link; canonical form
+    text_hash: str  # content_hash(ex.text), "" for no text
+
+    def recleaned(self, learned: frozenset[str]) -> Prepared:
+        """The text without lines learned as boilerplate since it was extracted."""
+        text = "\n".join(boilerplate.clean(self.ex.lines, learned))
+        return replace(self, ex=replace(self.ex, text=text), text_hash=_hash(text))
+
+
 def extract_each(
     jobs: Sequence[tuple[bytes | None, str, FeedEntry]], learned: frozenset[str], min_chars: int
-) -> list[Extracted | str]:
-    """extract() over several entries (a pool job); a failure is returned as its message."""
-    out: list[Extracted | str] = []
+) -> list[Prepared | str]:
+    """extract() over several entries (a pool job), given each entry's HTML and the address it
+    came from (its link when there is no page); a failure is returned as its message."""
+    out: list[Prepared | str] = []
     for html, url, entry in jobs:
         try:
-            out.append(extract(html, url, entry, learned, min_chars))
+            ex = extract(html, url, entry, learned, min_chars)
         except Exception as err:  # a page that breaks the extractor must not cost the others
             out.append(f"{type(err).__name__}: {err}")
+            continue
+        link = canonical_url(url) or canonical_url(entry.link or "")
+        out.append(Prepared(ex, link, _hash(ex.text)))
     return out
+
+
+def _hash(text: str) -> str:
+    return content_hash(text) if text else ""
 
 
 @dataclass(frozen=True)
@@ -417,7 +451,7 @@ class _Batch:
     """Extracted entries of one feed, ready to store, and the boilerplate they were cleaned of."""
 
     feed: FeedState
-    items: Sequence[tuple[FeedEntry, Page, Extracted]]
+    items: Sequence[tuple[FeedEntry, Page, Prepared]]
     learned: frozenset[str]
 
 
@@ -465,7 +499,7 @@ def _store_batch(rt: Runtime, batch: _Batch, now: datetime) -> tuple[list[str], 
 def _learn_and_store(
     rt: Runtime,
     feed: FeedState,
-    items: Sequence[tuple[FeedEntry, Page, Extracted]],
+    items: Sequence[tuple[FeedEntry, Page, Prepared]],
     learned: frozenset[str],
     now: datetime,
     one_by_one: bool = False,
@@ -481,19 +515,14 @@ def _learn_and_store(
     min_pages = rt.settings.extract.boilerplate_min_pages
     current = learned | rt.store.learned_boilerplate(feed.outlet_id, min_pages)
     pages = {
-        link: ex
-        for (entry, page, ex) in items
-        if ex.source == "page" and (link := _entry_link(page, entry))
+        ready.link: ready.ex for (_, _, ready) in items if ready.ex.source == "page" and ready.link
     }
     new = rt.store.pages_new_to_outlet(feed.outlet_id, list(pages)) if pages else set()
     if new:
         current = _learn(rt, feed, [pages[link] for link in pages if link in new], current)
     if current != learned:
         learned = current
-        items = [
-            (entry, page, replace(ex, text="\n".join(boilerplate.clean(ex.lines, learned))))
-            for entry, page, ex in items
-        ]
+        items = [(entry, page, ready.recleaned(learned)) for entry, page, ready in items]
         rows = None
     if rows is None:
         rows = _rows(rt, feed, items, now)
@@ -517,26 +546,20 @@ def _learn_and_store(
 def _rows(
     rt: Runtime,
     feed: FeedState,
-    items: Sequence[tuple[FeedEntry, Page, Extracted]],
+    items: Sequence[tuple[FeedEntry, Page, Prepared]],
     now: datetime,
 ) -> list[EntryToStore]:
-    return [_entry_to_store(rt, feed, entry, page, ex, now) for entry, page, ex in items]
-
-
-def _entry_link(page: Page, entry: FeedEntry) -> str | None:
-    """The address of the entry's page: where its link redirected to, else the link, each in
-    canonical form (no trackers, no fragment)."""
-    return canonical_url(page.url or "") or canonical_url(entry.link or "")
+    return [_entry_to_store(rt, feed, entry, page, ready, now) for entry, page, ready in items]
 
 
 def _entry_to_store(
-    rt: Runtime, feed: FeedState, entry: FeedEntry, page: Page, ex: Extracted, now: datetime
+    rt: Runtime, feed: FeedState, entry: FeedEntry, page: Page, ready: Prepared, now: datetime
 ) -> EntryToStore:
+    ex, link = ready.ex, ready.link
     window = rt.settings.polling.first_run_window
     published = ex.published or entry.published
     backlog = feed.first_poll and (published is None or published < now - window)
     # The address the entry is known by: the page's own rel=canonical, else its page's.
-    link = _entry_link(page, entry)
     url = ex.canonical_url or link or f"urn:monitor:{feed.name}:{entry.guid}"
     article = NewArticle(
         canonical_url=url,
@@ -546,7 +569,7 @@ def _entry_to_store(
         language=ex.language or feed.language,
         text=ex.text,
         text_source=ex.source,
-        content_hash=content_hash(ex.text) if ex.text else "",
+        content_hash=ready.text_hash,
         backlog=backlog,
         entry_title=entry.title,
     )

@@ -39,7 +39,7 @@ from monitor.store.schema import (
     feeds,
     outlets,
 )
-from monitor.store.sql import pairs_of
+from monitor.store.sql import one_of, pairs_of
 
 log = logging.getLogger(__name__)
 
@@ -313,19 +313,27 @@ class Store:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        claimed: list[int] = []
         with self._write() as c:
-            for (feed_id,) in c.execute(candidates).all():
-                result = c.execute(
-                    update(feeds)
-                    .where(feeds.c.id == feed_id, free)
-                    .values(lease_owner=owner, lease_until=now + lease)
+            ids = list(c.execute(candidates).scalars())
+            # One UPDATE for them all (one a feed cost 0.3 s a thousand feeds on PostgreSQL);
+            # RETURNING says which ones it really leased.
+            claimed = (
+                list(
+                    c.execute(
+                        update(feeds)
+                        .where(one_of(c, feeds.c.id, ids), free)
+                        .values(lease_owner=owner, lease_until=now + lease)
+                        .returning(feeds.c.id)
+                    ).scalars()
                 )
-                if result.rowcount == 1:
-                    claimed.append(feed_id)
+                if ids
+                else []
+            )
             rows = (
                 c.execute(
-                    select(feeds, outlets.c.slug).join(outlets).where(feeds.c.id.in_(claimed))
+                    select(feeds, outlets.c.slug)
+                    .join(outlets)
+                    .where(one_of(c, feeds.c.id, claimed))
                 ).all()
                 if claimed
                 else []
