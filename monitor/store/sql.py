@@ -26,7 +26,6 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 
 def one_of(c: Connection, column: Column[Any], values: Sequence[Any]) -> ColumnElement[bool]:
@@ -108,4 +107,7 @@ def _once(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def _array(column: Column[Any], values: Sequence[Any]) -> Any:
+    # Imported here, like psycopg: a daemon on SQLite need not load PostgreSQL's dialect.
+    from sqlalchemy.dialects.postgresql import ARRAY
+
     return bindparam(None, list(values), type_=ARRAY(column.type))
