@@ -7,6 +7,7 @@ import hashlib
 import html
 import re
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -82,12 +83,14 @@ def _distinct_guids(entries: list[FeedEntry]) -> tuple[FeedEntry, ...]:
 
     Some CMSs put the site's home page in every <guid>; taking it at its word would store one
     story and drop the rest. Entries sharing both GUID and link are one entry listed twice."""
+    listed = Counter(entry.guid for entry in entries)
     links: dict[str, set[str | None]] = {}
     for entry in entries:
-        links.setdefault(entry.guid, set()).add(canonical_url(entry.link or ""))
+        if listed[entry.guid] > 1:  # canonical forms cost: only where a GUID repeats
+            links.setdefault(entry.guid, set()).add(canonical_url(entry.link or ""))
     return tuple(
         replace(entry, guid=f"{entry.guid} {canonical_url(entry.link or '') or entry.entry_hash}")
-        if len(links[entry.guid]) > 1
+        if len(links.get(entry.guid, ())) > 1
         else entry
         for entry in entries
     )

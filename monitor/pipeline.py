@@ -23,17 +23,19 @@ from typing import Any, TypeVar
 from monitor import boilerplate
 from monitor.canonical import canonical_url
 from monitor.config import Settings
+from monitor.cpu import CpuPool
 from monitor.dispatch import plan_all, plan_feed_health
 from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed, utcnow
 from monitor.extract import content_hash, extract
 from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
+from monitor.grouping import Grouped
 from monitor.parse import parse
 from monitor.rules.active import ActiveRules, definitions, match_stored
 from monitor.rules.compiler import compile_rules
 from monitor.rules.spec import RuleSet
 from monitor.schedule import backoff_delay, next_poll_after_success
 from monitor.sender import Send, send_due
-from monitor.store import EntryToStore, FeedState, Ingested, NewArticle, Store
+from monitor.store import EntryToStore, FeedState, Ingested, NewArticle, PolledOk, Store
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ T = TypeVar("T")
 
 MATCH_BATCH = 200  # queued articles matched in one transaction
 PAGE_BATCH = 16  # pages of one feed fetched at once; bounds memory on a feed with a huge backlog
+# Pipeline stages that run in the extractor pool, in pipeline order (see Runtime.on_cpu).
+PARSE, EXTRACT = 1, 2
+STORE_GROUP = 50  # feeds' batches stored in one transaction at most: bounds its length
 
 
 def default_owner() -> str:
@@ -62,74 +67,65 @@ class Runtime:
     # Database work runs on its own thread: a PostgreSQL round trip or a SQLite lock wait on
     # the event loop would stall every fetch in flight until its timeout fired.
     db: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "monitor-db"))
-    _not_modified: list[tuple[FeedState, datetime, asyncio.Future[None]]] = field(
-        default_factory=list, init=False, repr=False
-    )
-    _flushing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     # The watches matched against new articles; a reload swaps in new ones with one assignment.
     # None leaves new articles queued for a process that has the rules (the daemon).
     rules: ActiveRules | None = None
     # A user's templates (config/templates/), each overriding the shipped one of its name.
     templates: Path | None = None
+    # Each outlet's learned boilerplate lines as last read or learned (by outlet id and
+    # boilerplate_min_pages), so extraction starts from them without a query per feed; the
+    # store is asked again inside each batch's transaction, which is what counts.
+    boilerplate: dict[tuple[int, int], frozenset[str]] = field(default_factory=dict, repr=False)
+    cpu: CpuPool | None = field(init=False, repr=False)  # feeds the extractor
     # Pages fetched and not yet extracted, over all feeds: bounds the HTML held in memory.
     page_slots: asyncio.Semaphore = field(init=False, repr=False)
+    # Database calls that concurrent feeds make together (see monitor.grouping).
+    read_learned: Grouped[int, frozenset[str]] = field(init=False)
+    known_entries: Grouped[tuple[FeedState, list[str]], dict[str, str]] = field(init=False)
+    store_batch: Grouped[_Batch, tuple[list[str], frozenset[str]]] = field(init=False)
+    record_not_modified: Grouped[tuple[FeedState, datetime], None] = field(init=False)
+    record_success: Grouped[PolledOk, None] = field(init=False)
 
     def __post_init__(self) -> None:
         workers = self.settings.extract.workers
         self.page_slots = asyncio.Semaphore(max(self.settings.polling.concurrency, 2 * workers))
+        self.cpu = CpuPool(self.extractor, workers) if self.extractor is not None else None
+        self.read_learned = Grouped(lambda outlet_ids: _read_learned(self, outlet_ids))
+        self.known_entries = Grouped(lambda asks: self.on_db(_known_entries, self, asks))
+        self.store_batch = Grouped(
+            lambda batches: self.on_db(_store_batches, self, batches), most=STORE_GROUP
+        )
+        self.record_not_modified = Grouped(
+            lambda polls: self.on_db(
+                self.store.record_not_modified_many, polls, self.owner, self.clock()
+            )
+        )
+        self.record_success = Grouped(
+            lambda polls: self.on_db(
+                self.store.record_success_many, polls, self.owner, self.clock()
+            )
+        )
 
     async def on_db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call (or a function made of store calls) on the database thread."""
         return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
 
-    async def on_cpu(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a CPU-bound pure stage in the extractor pool, or inline without one."""
-        if self.extractor is None:
+    async def on_cpu(self, fn: Callable[..., T], *args: Any, stage: int) -> T:
+        """Run a CPU-bound pure stage in the extractor pool, or inline without one. A call of
+        a later stage (a higher number) goes first (see monitor.cpu)."""
+        if self.cpu is None:
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self.extractor, fn, *args)
+        return await self.cpu.run(-stage, fn, *args)
 
-    async def record_not_modified(self, feed: FeedState, next_poll: datetime) -> None:
-        """Record a 304 in the next group commit: while one batch of 304s is being written,
-        the next gathers, so a warm cycle costs a transaction per batch, not per feed."""
-        done = asyncio.get_running_loop().create_future()
-        self._not_modified.append((feed, next_poll, done))
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush_not_modified())
-        await done
+    def learned(self, outlet_id: int) -> frozenset[str] | None:
+        """The outlet's learned boilerplate as this process last saw it; None if never."""
+        return self.boilerplate.get((outlet_id, self.settings.extract.boilerplate_min_pages))
 
-    async def _flush_not_modified(self) -> None:
-        batch: list[tuple[FeedState, datetime, asyncio.Future[None]]] = []
-        try:
-            while self._not_modified:
-                batch, self._not_modified = self._not_modified, []
-                polls = [(feed, next_poll) for feed, next_poll, _ in batch]
-                store = self.store
-                try:
-                    await self.on_db(
-                        store.record_not_modified_many, polls, self.owner, self.clock()
-                    )
-                except Exception as err:
-                    _settle(batch, err)
-                else:
-                    _settle(batch, None)
-        except asyncio.CancelledError:  # shutting down: nobody may wait forever
-            _settle(batch + self._not_modified, asyncio.CancelledError())
-            self._not_modified = []
-            raise
-        finally:
-            self._flushing = None
-
-
-def _settle(
-    waiters: Sequence[tuple[FeedState, datetime, asyncio.Future[None]]], error: BaseException | None
-) -> None:
-    for *_, done in waiters:
-        if done.done():
-            continue
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
+    def saw_learned(self, outlet_id: int, lines: frozenset[str]) -> None:
+        # Lines only ever become boilerplate (their page counts only grow), so the union of
+        # what concurrent feeds saw is never wrong.
+        key = (outlet_id, self.settings.extract.boilerplate_min_pages)
+        self.boilerplate[key] = self.boilerplate.get(key, frozenset()) | lines
 
 
 @dataclass(frozen=True)
@@ -233,9 +229,11 @@ async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     except FetchError as err:
         return await rt.on_db(_failed, rt, feed, str(err), err.status, err.retry_after)
     if fetched.not_modified:  # 304: nothing to parse (the point of a conditional GET)
-        await rt.record_not_modified(feed, _next_poll(rt, feed))
+        await rt.record_not_modified((feed, _next_poll(rt, feed)))
         return FeedOutcome(feed.name, "not-modified")
-    parsed = await rt.on_cpu(parse, fetched.body, fetched.final_url, fetched.content_type)
+    parsed = await rt.on_cpu(
+        parse, fetched.body, fetched.final_url, fetched.content_type, stage=PARSE
+    )
     if not parsed.is_feed:
         error = f"{feed.url}: {parsed.problem}"
         return await rt.on_db(_failed, rt, feed, error, fetched.status, None)
@@ -247,16 +245,9 @@ async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     # An entry that could not be stored must be seen again: drop the validators so the next
     # poll cannot be a 304 that hides it.
     etag, last_modified = (fetched.etag, fetched.last_modified) if complete else (None, None)
-    await rt.on_db(
-        rt.store.record_success,
-        feed,
-        rt.owner,
-        rt.clock(),
-        _next_poll(rt, feed),
-        fetched.status,
-        etag,
-        last_modified,
-        "; ".join(problems) or None,
+    problem = "; ".join(problems) or None
+    await rt.record_success(
+        PolledOk(feed, _next_poll(rt, feed), fetched.status, etag, last_modified, problem)
     )
     return FeedOutcome(
         feed.name,
@@ -296,9 +287,8 @@ async def _store_entries(
     """Store the feed's new or edited entries; returns counts, problems, and whether all stored."""
     counts = {"new": 0, "duplicates": 0, "revisions": 0, "backlog": 0, "unchanged": 0}
     problems: list[str] = []
-    todo = await rt.on_db(_new_or_edited, rt, feed, parsed.entries)
-    min_pages = rt.settings.extract.boilerplate_min_pages
-    learned = await rt.on_db(rt.store.learned_boilerplate, feed.outlet_id, min_pages)
+    todo = await _new_or_edited(rt, feed, parsed.entries)
+    learned = await _learned(rt, feed)
     complete = True
     for start in range(0, len(todo), PAGE_BATCH):
         batch = todo[start : start + PAGE_BATCH]
@@ -319,7 +309,8 @@ async def _store_entries(
                 complete = False
             else:
                 ready.append((entry, page, ex))
-        outcomes, learned = await rt.on_db(_store_batch, rt, feed, ready, learned)
+        outcomes, learned = await rt.store_batch(_Batch(feed, ready, learned))
+        rt.saw_learned(feed.outlet_id, learned)
         for (entry, _, _), outcome in zip(ready, outcomes, strict=True):
             if outcome.startswith("error: "):  # one bad entry must not cost the feed the others
                 problems.append(f"entry {entry.link or entry.guid}: {outcome[7:]}")
@@ -331,15 +322,32 @@ async def _store_entries(
     return counts, problems, complete
 
 
-def _new_or_edited(rt: Runtime, feed: FeedState, entries: Sequence[FeedEntry]) -> list[FeedEntry]:
-    """Entries this feed has not delivered before, or has edited since, within retention.
+async def _learned(rt: Runtime, feed: FeedState) -> frozenset[str]:
+    """The outlet's learned boilerplate, read from the store by its first feeds in this process."""
+    learned = rt.learned(feed.outlet_id)
+    if learned is None:
+        learned = await rt.read_learned(feed.outlet_id)
+    return learned
 
-    Entries still listed are marked as seen now, so retention never purges an article that a
-    feed still carries (it would come back as news on the next poll)."""
-    now = rt.clock()
-    oldest = now - rt.settings.retention.articles
-    known = rt.store.entry_hashes(feed.id, [e.guid for e in entries])
-    rt.store.touch_sources(feed.id, list(known), now)
+
+async def _read_learned(rt: Runtime, outlet_ids: Sequence[int]) -> list[frozenset[str]]:
+    # An outlet's feeds start together: each outlet is read once, by the first group.
+    missing = [o for o in dict.fromkeys(outlet_ids) if rt.learned(o) is None]
+    if missing:
+        min_pages = rt.settings.extract.boilerplate_min_pages
+        read = rt.store.learned_boilerplate
+        found = await rt.on_db(lambda: [read(o, min_pages) for o in missing])
+        for outlet_id, lines in zip(missing, found, strict=True):
+            rt.saw_learned(outlet_id, lines)
+    return [rt.learned(o) or frozenset() for o in outlet_ids]
+
+
+async def _new_or_edited(
+    rt: Runtime, feed: FeedState, entries: Sequence[FeedEntry]
+) -> list[FeedEntry]:
+    """Entries this feed has not delivered before, or has edited since, within retention."""
+    known = await rt.known_entries((feed, [e.guid for e in entries])) if entries else {}
+    oldest = rt.clock() - rt.settings.retention.articles
     todo: dict[str, FeedEntry] = {}
     for entry in entries:
         if entry.published is not None and entry.published < oldest:
@@ -347,6 +355,21 @@ def _new_or_edited(rt: Runtime, feed: FeedState, entries: Sequence[FeedEntry]) -
         if known.get(entry.guid) != entry.entry_hash:
             todo.setdefault(entry.guid, entry)  # a feed listing one GUID twice yields it once
     return list(todo.values())
+
+
+def _known_entries(
+    rt: Runtime, asks: Sequence[tuple[FeedState, list[str]]]
+) -> list[dict[str, str]]:
+    """For each (feed, GUIDs): guid -> entry hash of the entries the feed delivered before.
+
+    Entries still listed are marked as seen now, so retention never purges an article that a
+    feed still carries (it would come back as news on the next poll)."""
+    known = rt.store.entry_hashes_many([(feed.id, guids) for feed, guids in asks])
+    still_listed = [
+        (feed.id, list(hashes)) for (feed, _), hashes in zip(asks, known, strict=True) if hashes
+    ]
+    rt.store.touch_sources_many(still_listed, rt.clock())
+    return known
 
 
 @dataclass(frozen=True)
@@ -371,7 +394,7 @@ async def _fetch_page(rt: Runtime, entry: FeedEntry) -> Page:
 
 async def _fetch_and_extract(
     rt: Runtime, entries: Sequence[FeedEntry], learned: frozenset[str]
-) -> tuple[list[Page], list[Extracted | str]]:
+) -> tuple[list[Page], list[Prepared | str]]:
     """Each entry's page (its HTML already dropped) and extracted article; a str says why an
     entry could not be extracted. Runs in the extractor pool.
 
@@ -381,7 +404,7 @@ async def _fetch_and_extract(
     are cheap and go to the pool as one job, saving a round trip per entry."""
     min_chars = rt.settings.extract.min_chars
 
-    async def one(entry: FeedEntry) -> tuple[Page, Extracted | str | None]:
+    async def one(entry: FeedEntry) -> tuple[Page, Prepared | str | None]:
         if not (rt.settings.extract.fetch_pages and entry.link):
             return Page(), None
         async with rt.page_slots:
@@ -389,7 +412,7 @@ async def _fetch_and_extract(
             if page.html is None:
                 return page, None
             job = (page.html, page.url or entry.link or "", entry)
-            (ex,) = await rt.on_cpu(extract_each, [job], learned, min_chars)
+            (ex,) = await rt.on_cpu(extract_each, [job], learned, min_chars, stage=EXTRACT)
             return replace(page, html=None), ex
 
     done = await asyncio.gather(*(one(entry) for entry in entries))
@@ -398,62 +421,132 @@ async def _fetch_and_extract(
     feed_only = [i for i, ex in enumerate(extracted) if ex is None]
     if feed_only:
         jobs = [(None, entries[i].link or "", entries[i]) for i in feed_only]
-        results = await rt.on_cpu(extract_each, jobs, learned, min_chars)
+        results = await rt.on_cpu(extract_each, jobs, learned, min_chars, stage=EXTRACT)
         for i, ex in zip(feed_only, results, strict=True):
             extracted[i] = ex
     return pages, [ex if ex is not None else "not extracted" for ex in extracted]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An extracted entry with what storing it needs that costs CPU, worked out in the pool."""
+
+    ex: Extracted
+    link: str | None  # the entry's page: where its link led, else the link; canonical form
+    text_hash: str  # content_hash(ex.text), "" for no text
+
+    def recleaned(self, learned: frozenset[str]) -> Prepared:
+        """The text without lines learned as boilerplate since it was extracted."""
+        text = "\n".join(boilerplate.clean(self.ex.lines, learned))
+        return replace(self, ex=replace(self.ex, text=text), text_hash=_hash(text))
+
+
 def extract_each(
     jobs: Sequence[tuple[bytes | None, str, FeedEntry]], learned: frozenset[str], min_chars: int
-) -> list[Extracted | str]:
-    """extract() over several entries (a pool job); a failure is returned as its message."""
-    out: list[Extracted | str] = []
+) -> list[Prepared | str]:
+    """extract() over several entries (a pool job), given each entry's HTML and the address it
+    came from (its link when there is no page); a failure is returned as its message."""
+    out: list[Prepared | str] = []
     for html, url, entry in jobs:
         try:
-            out.append(extract(html, url, entry, learned, min_chars))
+            ex = extract(html, url, entry, learned, min_chars)
         except Exception as err:  # a page that breaks the extractor must not cost the others
             out.append(f"{type(err).__name__}: {err}")
+            continue
+        link = canonical_url(url) or canonical_url(entry.link or "")
+        out.append(Prepared(ex, link, _hash(ex.text)))
     return out
 
 
-def _store_batch(
-    rt: Runtime,
-    feed: FeedState,
-    items: Sequence[tuple[FeedEntry, Page, Extracted]],
-    learned: frozenset[str],
-) -> tuple[list[str], frozenset[str]]:
-    """Dedupe and store extracted entries in one transaction, then let their pages teach the
-    outlet's boilerplate. Returns each entry's outcome ("error: ..." when it failed)."""
+def _hash(text: str) -> str:
+    return content_hash(text) if text else ""
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Extracted entries of one feed, ready to store, and the boilerplate they were cleaned of."""
+
+    feed: FeedState
+    items: Sequence[tuple[FeedEntry, Page, Prepared]]
+    learned: frozenset[str]
+
+
+def _store_batches(
+    rt: Runtime, batches: Sequence[_Batch]
+) -> list[tuple[list[str], frozenset[str]]]:
+    """Several feeds' batches (see _store_batch) in one transaction; if that fails, each feed's
+    batch in a transaction of its own, so that one feed's bad entry costs no other feed."""
+    now = rt.clock()
+    if sum(1 for b in batches if b.items) > 1:
+        try:
+            return rt.store.atomic(_store_together, rt, batches, now)
+        except Exception:
+            log.warning("a group of %d feeds failed to store; storing feed by feed", len(batches))
+    return [_store_batch(rt, b, now) for b in batches]
+
+
+def _store_together(
+    rt: Runtime, batches: Sequence[_Batch], now: datetime
+) -> list[tuple[list[str], frozenset[str]]]:
+    # Every batch's rows as extracted, so that one query looks up what the whole group will ask
+    # (a batch that learning re-cleans below builds its rows again, and asks for what differs).
+    rows = [_rows(rt, b.feed, b.items, now) for b in batches]
+    rt.store.expect_ingest([(b.feed, r) for b, r in zip(batches, rows, strict=True)])
+    return [
+        _learn_and_store(rt, b.feed, b.items, b.learned, now, rows=r)
+        for b, r in zip(batches, rows, strict=True)
+    ]
+
+
+def _store_batch(rt: Runtime, batch: _Batch, now: datetime) -> tuple[list[str], frozenset[str]]:
+    """Dedupe and store one feed's extracted entries in one transaction, after their pages taught
+    the outlet's boilerplate. Returns each entry's outcome ("error: ..." when it failed) and the
+    outlet's learned lines."""
+    feed, items, learned = batch.feed, batch.items, batch.learned
     if not items:
         return [], learned
-    now = rt.clock()
+    try:
+        return rt.store.atomic(_learn_and_store, rt, feed, items, learned, now)
+    except Exception:  # store them one by one, so only the entry at fault is lost
+        log.warning("feed %s: a batch failed; storing its entries one by one", feed.name)
+        return _learn_and_store(rt, feed, items, learned, now, one_by_one=True)
+
+
+def _learn_and_store(
+    rt: Runtime,
+    feed: FeedState,
+    items: Sequence[tuple[FeedEntry, Page, Prepared]],
+    learned: frozenset[str],
+    now: datetime,
+    one_by_one: bool = False,
+    rows: list[EntryToStore] | None = None,  # the items' rows, if built already
+) -> tuple[list[str], frozenset[str]]:
+    if not items:
+        return [], learned
     # The pages this outlet had not carried teach the learner first, so that this batch is
     # already cleaned of the lines they reveal (two copies of one story differing only in
-    # boilerplate must hash alike). Another feed of the same outlet, polled concurrently, may
-    # have learned lines since these entries were extracted: the newest set is used as well.
+    # boilerplate must hash alike). Another feed of the same outlet, polled concurrently (here
+    # or by another worker), may have learned lines since these entries were extracted: the
+    # newest set is used as well.
     min_pages = rt.settings.extract.boilerplate_min_pages
     current = learned | rt.store.learned_boilerplate(feed.outlet_id, min_pages)
     pages = {
-        link: ex
-        for (entry, page, ex) in items
-        if ex.source == "page" and (link := _entry_link(page, entry))
+        ready.link: ready.ex for (_, _, ready) in items if ready.ex.source == "page" and ready.link
     }
-    new = rt.store.pages_new_to_outlet(feed.outlet_id, list(pages))
+    new = rt.store.pages_new_to_outlet(feed.outlet_id, list(pages)) if pages else set()
     if new:
         current = _learn(rt, feed, [pages[link] for link in pages if link in new], current)
     if current != learned:
         learned = current
-        items = [
-            (entry, page, replace(ex, text="\n".join(boilerplate.clean(ex.lines, learned))))
-            for entry, page, ex in items
-        ]
-    rows = [_entry_to_store(rt, feed, entry, page, ex, now) for entry, page, ex in items]
+        items = [(entry, page, ready.recleaned(learned)) for entry, page, ready in items]
+        rows = None
+    if rows is None:
+        rows = _rows(rt, feed, items, now)
     stored: list[Ingested | str]
-    try:
-        stored = list(rt.store.ingest_many(feed, rows, now))
-    except Exception:  # store them one by one, so only the entry at fault is lost
+    if one_by_one:
         stored = [_ingest_alone(rt, feed, row, now) for row in rows]
+    else:
+        stored = list(rt.store.ingest_many(feed, rows, now))
     outcomes = []
     for row, result in zip(rows, stored, strict=True):
         if isinstance(result, str):
@@ -466,20 +559,23 @@ def _store_batch(
     return outcomes, learned
 
 
-def _entry_link(page: Page, entry: FeedEntry) -> str | None:
-    """The address of the entry's page: where its link redirected to, else the link, each in
-    canonical form (no trackers, no fragment)."""
-    return canonical_url(page.url or "") or canonical_url(entry.link or "")
+def _rows(
+    rt: Runtime,
+    feed: FeedState,
+    items: Sequence[tuple[FeedEntry, Page, Prepared]],
+    now: datetime,
+) -> list[EntryToStore]:
+    return [_entry_to_store(rt, feed, entry, page, ready, now) for entry, page, ready in items]
 
 
 def _entry_to_store(
-    rt: Runtime, feed: FeedState, entry: FeedEntry, page: Page, ex: Extracted, now: datetime
+    rt: Runtime, feed: FeedState, entry: FeedEntry, page: Page, ready: Prepared, now: datetime
 ) -> EntryToStore:
+    ex, link = ready.ex, ready.link
     window = rt.settings.polling.first_run_window
     published = ex.published or entry.published
     backlog = feed.first_poll and (published is None or published < now - window)
     # The address the entry is known by: the page's own rel=canonical, else its page's.
-    link = _entry_link(page, entry)
     url = ex.canonical_url or link or f"urn:monitor:{feed.name}:{entry.guid}"
     article = NewArticle(
         canonical_url=url,
@@ -489,7 +585,7 @@ def _entry_to_store(
         language=ex.language or feed.language,
         text=ex.text,
         text_source=ex.source,
-        content_hash=content_hash(ex.text) if ex.text else "",
+        content_hash=ready.text_hash,
         backlog=backlog,
         entry_title=entry.title,
     )

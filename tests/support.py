@@ -6,6 +6,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -109,7 +110,11 @@ def feed_spec(name: str, url: str, outlet: str | None = None) -> FeedSpec:
 
 @contextlib.asynccontextmanager
 async def runtime(
-    store: Store, clock: Any, cfg: Settings | None = None, owner: str = "test-worker"
+    store: Store,
+    clock: Any,
+    cfg: Settings | None = None,
+    owner: str = "test-worker",
+    extractor: Executor | None = None,
 ) -> AsyncIterator[Runtime]:
     cfg = cfg or settings()
     p = cfg.polling
@@ -121,7 +126,7 @@ async def runtime(
         max_redirects=p.max_redirects,
     )
     async with Fetcher(limits, clock=clock) as fetcher:
-        yield Runtime(store, fetcher, cfg, clock, None, owner)
+        yield Runtime(store, fetcher, cfg, clock, extractor, owner)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -357,3 +358,58 @@ def test_an_entry_the_store_refuses_costs_only_itself(server, store, clock, monk
     assert health.last_problem == f"entry {server.url('/a/2.html')}: RuntimeError: disk full"
     (feed,) = store.claim_due_feeds("w", clock(), timedelta(minutes=1), 1, ignore_schedule=True)
     assert feed.etag is None  # not everything was stored: the next poll must not be a 304
+
+
+def many_feeds(server, clock, feeds: int = 10) -> list:
+    """`feeds` feeds on two outlets, each with three stories of its own and one they share."""
+    shared = server.url("/a/shared.html")
+    story = corpus_paragraphs("001", 0, 1)[0]
+    specs = []
+    for f in range(feeds):
+        items = [
+            Item(f"f{f}-{k}", f"Story {f}-{k}", server.url(f"/a/{f}-{k}.html"), clock(), para)
+            for k, para in enumerate(f"Dispatch {f}-{k}: {story}" for k in range(3))
+        ]
+        items.append(Item(f"f{f}-s", "Shared", shared, clock(), story))
+        server.routes[f"/feed{f}"] = Route(body=rss(items))
+        specs.append(feed_spec(f"o{f % 2}/f{f}", server.url(f"/feed{f}"), f"o{f % 2}"))
+    return specs
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_feeds_polled_together_store_what_each_would_alone(server, store, clock, workers):
+    """Concurrent feeds share database transactions and (with workers) the extractor pool."""
+    store.sync_feeds(many_feeds(server, clock), clock())
+    cfg = settings(extract={"fetch_pages": False, "min_chars": 20, "workers": workers})
+
+    async def go():
+        pool = ProcessPoolExecutor(workers) if workers > 1 else None
+        try:
+            async with runtime(store, clock, cfg, extractor=pool) as rt:
+                return await poll_cycle(rt, ignore_schedule=True)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
+    summary = asyncio.run(go())
+    assert (summary.new, summary.duplicates, summary.errors) == (31, 9, 0)
+    (shared,) = [a for a in store.articles(limit=100) if a.title == "Shared"]
+    assert shared.outlets == ("o0", "o1")
+
+
+def test_an_entry_the_store_refuses_costs_no_other_feed(server, store, clock, monkeypatch):
+    """Feeds stored in one transaction: when it fails, each feed is stored on its own."""
+    store.sync_feeds(many_feeds(server, clock), clock())
+    ingest_many = store.ingest_many
+
+    def refuse_f3_1(feed, entries, now):
+        if any(e.guid == "f3-1" for e in entries):
+            raise RuntimeError("disk full")
+        return ingest_many(feed, entries, now)
+
+    monkeypatch.setattr(store, "ingest_many", refuse_f3_1)
+    summary = poll(store, clock, settings(extract={"fetch_pages": False, "min_chars": 20}))
+    assert (summary.new, summary.duplicates) == (30, 9)
+    problems = {h.name: h.last_problem for h in store.feed_health()}
+    assert problems.pop("o1/f3").endswith("RuntimeError: disk full")
+    assert set(problems.values()) == {None}

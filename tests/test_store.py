@@ -394,3 +394,60 @@ def test_the_migrations_create_exactly_the_tables_schema_py_describes(store):
     with store.engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), metadata)
     assert diff == []
+
+
+def test_feeds_stored_in_one_transaction_dedupe_as_if_each_had_its_own(store, clock):
+    """atomic() with expect_ingest: later feeds see what earlier ones queued, not stale lookups."""
+    from monitor.store import EntryToStore
+
+    store.sync_feeds([spec("a"), spec("b"), spec("m", outlet="mirror")], clock())
+    a, b, m = (claim_one(store, n, clock) for n in "abm")
+    wall = "Please accept cookies to read this page. " * 5
+    batches = [
+        (a, [EntryToStore("a1", "h", "http://x/1", article("http://x/1"))]),
+        (
+            b,
+            [
+                EntryToStore("b1", "h", "http://x/1?b", article("http://x/1")),  # same URL
+                EntryToStore("b2", "h", "http://x/2", article("http://x/2", text=wall)),
+                EntryToStore(
+                    "b3", "h", "http://x/3", article("http://x/3", text=wall, entry_title="Other")
+                ),
+            ],
+        ),
+        (m, [EntryToStore("m1", "h", "http://mirror/3", article("http://mirror/3", text=wall))]),
+    ]
+
+    def store_all():
+        store.expect_ingest(batches)
+        return [store.ingest_many(feed, rows, clock()) for feed, rows in batches]
+
+    results = store.atomic(store_all)
+    assert [[r.outcome for r in rs] for rs in results] == [
+        ["new"],
+        ["duplicate", "new", "new"],  # a wall under another headline is no duplicate
+        ["duplicate"],  # across outlets, the same text is the same article
+    ]
+    assert results[1][0].article_id == results[0][0].article_id
+    assert results[2][0].article_id == results[1][1].article_id
+    assert store.counts()["articles"] == 3 and store.counts()["sources"] == 5
+    # one feed at a time, the next transaction asks the database: the same answers
+    again = [store.ingest_many(feed, rows, clock()) for feed, rows in batches]
+    assert [[r.outcome for r in rs] for rs in again] == [
+        ["unchanged"],
+        ["unchanged"] * 3,
+        ["unchanged"],
+    ]
+
+
+def test_a_naive_publication_time_is_refused_by_ingest(store, clock):
+    from datetime import datetime
+
+    import pytest
+
+    store.sync_feeds([spec("a")], clock())
+    a = claim_one(store, "a", clock)
+    naive = article("http://x/1", published_at=datetime(2022, 1, 1))
+    with pytest.raises(Exception, match="naive datetime"):
+        store.ingest(a, "g1", "h", "http://x/1", naive, clock())
+    assert store.counts()["articles"] == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monitor.store.ingest import EntryToStore, Ingested, NewArticle
 from monitor.store.matching import ArticleToMatch, StoredMatch
-from monitor.store.store import ArticleView, FeedHealth, FeedState, Store
+from monitor.store.store import ArticleView, FeedHealth, FeedState, PolledOk, Store
 
 __all__ = [
     "ArticleToMatch",
@@ -15,5 +15,6 @@ __all__ = [
     "FeedState",
     "Ingested",
     "NewArticle",
+    "PolledOk",
     "Store",
 ]

@@ -5,26 +5,46 @@ a URL some source already had), when this feed gave the same GUID before (a stor
 changed), or when its text is identical (across outlets; within one outlet only under the same
 headline, since identical text under another headline is a wall every page shows).
 
-A batch of one feed's entries is stored in one transaction. The lookups it needs are fetched for
-the whole batch up front (a handful of IN queries instead of about ten statements an entry) and
-kept current as the batch writes; any lookup the batch did not prefetch, or that a write made
-stale, is asked of the database again. That keeps a cold poll of a thousand feeds cheap without
-a second, faster-but-different dedupe path.
+A batch of one feed's entries is stored in one transaction, and so may the batches of several
+feeds (see Ingest). The lookups they need are fetched up front (one query instead of about ten
+statements an entry) and kept current as the batches write; any lookup not fetched up front, or
+that a write made stale, is asked of the database again. The new rows are held back and sent as
+one multi-row statement per table (see _Writes). So each batch sees exactly what the batches
+before it wrote, and a cold poll of a thousand feeds stays cheap without a second,
+faster-but-different dedupe path.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    ScalarSelect,
+    Table,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 
 from monitor.store.schema import article_revisions, article_sources, articles
+from monitor.store.sql import insert_rows, one_of, pairs_of
 
 if TYPE_CHECKING:
     from monitor.store.store import FeedState
+
+K = TypeVar("K")
 
 # Texts shorter than this (a bare headline, an empty page) are too generic to prove two articles
 # are the same by hash alone; they are deduplicated by URL and GUID only.
@@ -48,6 +68,10 @@ class NewArticle:
 
     def without_nul(self) -> NewArticle:
         """PostgreSQL refuses NUL in text; a stray one must not make an entry unstorable."""
+        if not any(
+            "\x00" in (v or "") for v in (self.title, self.text, self.author, self.canonical_url)
+        ):
+            return self
         return replace(
             self,
             title=self.title.replace("\x00", ""),
@@ -79,82 +103,139 @@ def ingest_batch(
     c: Connection, feed: FeedState, entries: Sequence[EntryToStore], now: datetime
 ) -> list[Ingested]:
     """Store one feed's entries in order inside the caller's transaction."""
-    entries = [replace(e, article=e.article.without_nul()) for e in entries]
-    seen = _Lookups(c, feed)
-    seen.prefetch(entries)
-    return [_ingest_one(c, feed, seen, e, now) for e in entries]
+    ingest = Ingest(c)
+    done = ingest.store(feed, entries, now)
+    ingest.send()
+    return done
+
+
+class Ingest:
+    """Batches of several feeds stored in one transaction, in order: the lookups they share and
+    the rows they queue. Each batch sees what the batches before it wrote."""
+
+    def __init__(self, c: Connection) -> None:
+        self.writes = _Writes(c)
+        self.seen = _Lookups(self.writes)
+
+    def expect(self, batches: Sequence[tuple[FeedState, Sequence[EntryToStore]]]) -> None:
+        """Look up at once what these batches will ask. Only a saving: a batch that comes with
+        other entries (re-cleaned meanwhile), or finds an answer gone stale, asks again."""
+        batches = [(feed, [_storable(e) for e in entries]) for feed, entries in batches]
+        self.seen.prefetch(batches)
+        self.writes.rows_expected = sum(len(entries) for _, entries in batches)
+
+    def store(
+        self, feed: FeedState, entries: Sequence[EntryToStore], now: datetime
+    ) -> list[Ingested]:
+        """Store one feed's entries in order; their rows are queued (see send)."""
+        entries = [_storable(e) for e in entries]
+        self.seen.prefetch([(feed, entries)])  # whatever expect() did not ask
+        self.writes.rows_expected = max(self.writes.rows_expected, len(entries))
+        done = []
+        for entry in entries:
+            done.append(_ingest_one(self.writes, feed, self.seen, entry, now))
+            self.writes.rows_expected -= 1
+        return done
+
+    def send(self) -> Connection:
+        """The connection, once every queued row is in the database (before any statement
+        of the caller's that reads or writes articles or sources, and before COMMIT)."""
+        return self.writes.sent()
+
+    def texts_rewritten(self) -> None:
+        """Stored texts were re-cleaned: which article comes first under a hash must be asked
+        again."""
+        self.seen.by_hash.clear()
+
+
+def _storable(entry: EntryToStore) -> EntryToStore:
+    article = entry.article.without_nul()
+    return entry if article is entry.article else replace(entry, article=article)
 
 
 def _ingest_one(
-    c: Connection, feed: FeedState, seen: _Lookups, entry: EntryToStore, now: datetime
+    w: _Writes, feed: FeedState, seen: _Lookups, entry: EntryToStore, now: datetime
 ) -> Ingested:
     new, link = entry.article, entry.link
-    article_id = seen.known_article(entry)
+    article_id = seen.known_article(feed, entry)
     if article_id is None:
-        article_id = _insert_article(c, feed, entry.guid, new, now)
-        seen.article_inserted(new, article_id)
+        article_id = _insert_article(w, feed, entry.guid, new, now)
+        seen.article_inserted(feed, new, article_id)
         outcome = "new"
     else:
-        revised = _maybe_revise(c, article_id, feed.outlet_id, link, new, now)
+        revised = _maybe_revise(w, article_id, feed.outlet_id, link, new, now)
         if revised:
             seen.article_revised(revised)
         outcome = "revision" if revised else "duplicate"
     title = new.entry_title or new.title
-    known = _upsert_source(c, feed, seen, entry, title, article_id, now)
+    known = _upsert_source(w, feed, seen, entry, title, article_id, now)
     if known and outcome == "duplicate":
         outcome = "unchanged"  # the feed edited the entry, the article text is the same
     return Ingested(outcome, article_id)
 
 
 class _Lookups:
-    """The batch's view of what is stored: each map is a cache of one query, keyed by its
-    parameter; a key that is missing has not been asked yet (None means asked, not found)."""
+    """What the transaction's batches know is stored: each map is a cache of one query, keyed
+    by its parameter; a key that is missing has not been asked yet (None means asked, not
+    found). Every write of the batches updates the maps as the database would answer."""
 
-    def __init__(self, c: Connection, feed: FeedState) -> None:
-        self.c, self.feed = c, feed
+    def __init__(self, c: _Writes) -> None:
+        self.c = c
         self.article_at_url: dict[str, int | None] = {}  # articles.canonical_url -> id
         self.source_at_url: dict[str, int | None] = {}  # article_sources.url -> article_id
-        self.by_guid: dict[str, tuple[int, int] | None] = {}  # this feed's guid -> (source, art.)
+        self.by_guid: dict[tuple[int, str], tuple[int, int] | None] = {}  # (feed, guid) -> ids
         self.by_hash: dict[str, tuple[int, int] | None] = {}  # hash -> (first id, its outlet)
 
-    def prefetch(self, entries: Sequence[EntryToStore]) -> None:
-        c, feed = self.c, self.feed
-        urls = _distinct(u for e in entries for u in (e.article.canonical_url, e.link) if u)
-        guids = _distinct(e.guid for e in entries)
-        hashes = _distinct(e.article.content_hash for e in entries if e.article.content_hash)
-        self.article_at_url = dict.fromkeys(urls)
-        self.article_at_url.update(
-            c.execute(
-                select(articles.c.canonical_url, articles.c.id).where(
-                    articles.c.canonical_url.in_(urls)
-                )
-            ).all()
+    def prefetch(self, batches: Sequence[tuple[FeedState, Sequence[EntryToStore]]]) -> None:
+        """Ask what these entries will need and was not asked yet, in one statement (four
+        queries in a UNION ALL, each row tagged with the map it answers)."""
+        entries = [e for _, batch in batches for e in batch]
+        urls = _unasked(
+            (u for e in entries for u in (e.article.canonical_url, e.link) if u),
+            self.article_at_url,
+            self.source_at_url,
         )
-        self.source_at_url = dict.fromkeys(urls)
-        for url, article_id in c.execute(
-            select(article_sources.c.url, func.min(article_sources.c.article_id))
-            .where(article_sources.c.url.in_(urls))
-            .group_by(article_sources.c.url)
-        ):
-            self.source_at_url[url] = article_id
-        self.by_guid = dict.fromkeys(guids)
-        for guid, source_id, article_id in c.execute(
-            select(
-                article_sources.c.guid, article_sources.c.id, article_sources.c.article_id
-            ).where(article_sources.c.feed_id == feed.id, article_sources.c.guid.in_(guids))
-        ):
-            self.by_guid[guid] = (source_id, article_id)
-        self.by_hash = dict.fromkeys(hashes)
-        for digest, article_id, outlet_id in c.execute(
-            select(articles.c.content_hash, articles.c.id, articles.c.outlet_id)
-            .where(articles.c.content_hash.in_(hashes))
-            .order_by(articles.c.id.desc())  # the lowest id is written last, so it stays
-        ):
-            self.by_hash[digest] = (article_id, outlet_id)
+        guids = _unasked(((feed.id, e.guid) for feed, b in batches for e in b), self.by_guid)
+        hashes = _unasked(
+            (e.article.content_hash for e in entries if e.article.content_hash), self.by_hash
+        )
+        if not (urls or guids or hashes):
+            return
+        self.article_at_url.update(dict.fromkeys(urls))
+        self.source_at_url.update(dict.fromkeys(urls))
+        self.by_guid.update(dict.fromkeys(guids))
+        self.by_hash.update(dict.fromkeys(hashes))
+        c, a, s = self.c.sent(), articles.c, article_sources.c
+        none = cast(null(), Integer)  # typed, or PostgreSQL takes a bare NULL for text
+        query = union_all(
+            select(literal("article_at_url"), a.canonical_url, a.id, none, none).where(
+                one_of(c, a.canonical_url, urls)
+            ),
+            select(literal("source_at_url"), s.url, func.min(s.article_id), none, none)
+            .where(one_of(c, s.url, urls))
+            .group_by(s.url),
+            select(literal("by_guid"), s.guid, s.id, s.article_id, s.feed_id).where(
+                pairs_of(c, s.feed_id, s.guid, guids)
+            ),
+            select(literal("by_hash"), a.content_hash, a.id, a.outlet_id, none).where(
+                one_of(c, a.content_hash, hashes)
+            ),
+        )
+        for kind, key, first, second, feed_id in c.execute(query):
+            if kind == "article_at_url":
+                self.article_at_url[key] = first
+            elif kind == "source_at_url":
+                self.source_at_url[key] = first
+            elif kind == "by_guid":
+                self.by_guid[(feed_id, key)] = (first, second)
+            else:  # the article first stored with this text, and its outlet
+                stored = self.by_hash[key]
+                if stored is None or first < stored[0]:
+                    self.by_hash[key] = (first, second)
 
     # -- reads --------------------------------------------------------------------------------
 
-    def known_article(self, entry: EntryToStore) -> int | None:
+    def known_article(self, feed: FeedState, entry: EntryToStore) -> int | None:
         """The stored article this entry is another copy of: by canonical URL, by the feed's own
         GUID (a story whose link changed), else by identical text."""
         new = entry.article
@@ -162,71 +243,91 @@ class _Lookups:
         if found is None and entry.link:
             found = self._article_at(entry.link)
         if found is None:
-            by_guid = self._source_of_guid(entry.guid)
+            by_guid = self.source_of_guid(feed, entry.guid)
             found = by_guid[1] if by_guid else None
         if found is None and len(new.text) >= MIN_CHARS_FOR_HASH_DEDUPE:
-            found = self._same_text(new)
+            found = self._same_text(feed, new)
         return found
 
     def _article_at(self, url: str) -> int | None:
         if url not in self.article_at_url:
-            self.article_at_url[url] = self.c.execute(
-                select(articles.c.id).where(articles.c.canonical_url == url)
-            ).scalar()
+            self.article_at_url[url] = (
+                self.c.sent()
+                .execute(select(articles.c.id).where(articles.c.canonical_url == url))
+                .scalar()
+            )
         found = self.article_at_url[url]
         if found is None:
             if url not in self.source_at_url:
-                self.source_at_url[url] = self.c.execute(
-                    select(func.min(article_sources.c.article_id)).where(
-                        article_sources.c.url == url
+                self.source_at_url[url] = (
+                    self.c.sent()
+                    .execute(
+                        select(func.min(article_sources.c.article_id)).where(
+                            article_sources.c.url == url
+                        )
                     )
-                ).scalar()
+                    .scalar()
+                )
             found = self.source_at_url[url]
         return found
 
-    def _source_of_guid(self, guid: str) -> tuple[int, int] | None:
-        if guid not in self.by_guid:
-            row = self.c.execute(
-                select(article_sources.c.id, article_sources.c.article_id).where(
-                    article_sources.c.feed_id == self.feed.id, article_sources.c.guid == guid
+    def source_of_guid(self, feed: FeedState, guid: str) -> tuple[int, int] | None:
+        """(source id, article id) of the feed's entry with this GUID."""
+        if (feed.id, guid) not in self.by_guid:
+            row = (
+                self.c.sent()
+                .execute(
+                    select(article_sources.c.id, article_sources.c.article_id).where(
+                        article_sources.c.feed_id == feed.id, article_sources.c.guid == guid
+                    )
                 )
-            ).first()
-            self.by_guid[guid] = (row.id, row.article_id) if row else None
-        return self.by_guid[guid]
+                .first()
+            )
+            self.by_guid[(feed.id, guid)] = (row.id, row.article_id) if row else None
+        return self.by_guid[(feed.id, guid)]
 
-    def _same_text(self, new: NewArticle) -> int | None:
+    def _same_text(self, feed: FeedState, new: NewArticle) -> int | None:
         """An article with identical text. Within one outlet, identical text under another
         headline is not the same story but a wall every page shows (consent, paywall, error)."""
         if new.content_hash not in self.by_hash:
-            row = self.c.execute(
-                select(articles.c.id, articles.c.outlet_id)
-                .where(articles.c.content_hash == new.content_hash)
-                .order_by(articles.c.id)
-                .limit(1)
-            ).first()
+            row = (
+                self.c.sent()
+                .execute(
+                    select(articles.c.id, articles.c.outlet_id)
+                    .where(articles.c.content_hash == new.content_hash)
+                    .order_by(articles.c.id)
+                    .limit(1)
+                )
+                .first()
+            )
             self.by_hash[new.content_hash] = (row.id, row.outlet_id) if row else None
         found = self.by_hash[new.content_hash]
         if found is None:
             return None
         article_id, outlet_id = found
-        if outlet_id != self.feed.outlet_id or not new.entry_title:
+        if outlet_id != feed.outlet_id or not new.entry_title:
             return article_id
-        headlines = self.c.execute(
-            select(article_sources.c.title).where(
-                article_sources.c.article_id == article_id,
-                article_sources.c.outlet_id == self.feed.outlet_id,
+        headlines = (
+            self.c.sent()
+            .execute(
+                select(article_sources.c.title).where(
+                    article_sources.c.article_id == article_id,
+                    article_sources.c.outlet_id == feed.outlet_id,
+                )
             )
-        ).scalars()
+            .scalars()
+        )
         same = any(_fold(h or "") == _fold(new.entry_title) for h in headlines)
         return article_id if same else None
 
     # -- what the batch wrote -----------------------------------------------------------------
 
-    def article_inserted(self, new: NewArticle, article_id: int) -> None:
+    def article_inserted(self, feed: FeedState, new: NewArticle, article_id: int) -> None:
         # A key that is absent was never asked: leave it to the database, which knows better.
+        # (A new article's id is above every stored one, so a hash found stays first.)
         self.article_at_url[new.canonical_url] = article_id
         if new.content_hash in self.by_hash and self.by_hash[new.content_hash] is None:
-            self.by_hash[new.content_hash] = (article_id, self.feed.outlet_id)
+            self.by_hash[new.content_hash] = (article_id, feed.outlet_id)
 
     def article_revised(self, hashes: tuple[str, str]) -> None:
         # The article's text (and perhaps owner) changed: which article comes first under the
@@ -234,34 +335,106 @@ class _Lookups:
         for digest in hashes:
             self.by_hash.pop(digest, None)
 
-    def source_written(self, entry: EntryToStore, source_id: int, article_id: int) -> None:
-        self.by_guid[entry.guid] = (source_id, article_id)
-        if entry.link in self.source_at_url and self.source_at_url[entry.link] is None:
-            self.source_at_url[entry.link] = article_id
+    def source_written(
+        self, feed: FeedState, entry: EntryToStore, source_id: int, article_id: int
+    ) -> None:
+        self.by_guid[(feed.id, entry.guid)] = (source_id, article_id)
+        if entry.link in self.source_at_url:  # the lowest article id of the URL's sources
+            known = self.source_at_url[entry.link]
+            self.source_at_url[entry.link] = article_id if known is None else min(known, article_id)
 
     def source_moved(self) -> None:
         # An existing source got a new URL or article: every URL answer may have changed.
         self.source_at_url.clear()
 
 
-def _distinct(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))
+class NewIds:
+    """Ids for new articles and sources, taken ahead of their rows (see _Writes): on SQLite
+    with one query a transaction, on PostgreSQL as many as its entries may need."""
+
+    def __init__(self, c: Connection) -> None:
+        self.c = c
+        self._next: dict[Table, int] = {}  # SQLite: the table's next id
+        self._left: dict[Table, deque[int]] = {articles: deque(), article_sources: deque()}
+
+    def take(self, table: Table, rows_at_most: int) -> int:
+        """An id for a new row of `table` (articles or article_sources). The caller may insert
+        up to rows_at_most more rows of each (this one included): on PostgreSQL that many ids
+        of both tables are taken at once."""
+        if self.c.dialect.name == "postgresql":
+            if not self._left[table]:
+                self._from_sequences(rows_at_most)
+            return self._left[table].popleft()
+        # SQLite gives a new row max(id) + 1; the transaction holds the write lock (BEGIN
+        # IMMEDIATE), so nobody else can take those ids before it commits.
+        if not self._next:
+            row = self.c.execute(select(*(_max_id(t) for t in self._left))).one()
+            self._next = {t: (last or 0) + 1 for t, last in zip(self._left, row, strict=True)}
+        self._next[table] += 1
+        return self._next[table] - 1
+
+    def _from_sequences(self, n: int) -> None:
+        # Each table's own sequence. An id taken but not used is only a gap; at most one is
+        # lost per entry stored, so ids last as long as they would if every entry were new.
+        nextval = [func.nextval(func.pg_get_serial_sequence(t.name, "id")) for t in self._left]
+        series = func.generate_series(1, n).table_valued("i")
+        for row in self.c.execute(select(*nextval).select_from(series)):
+            for table, row_id in zip(self._left, row, strict=True):
+                self._left[table].append(row_id)
+
+
+def _max_id(table: Table) -> ScalarSelect[Any]:
+    return select(func.max(table.c.id)).scalar_subquery()
+
+
+class _Writes:
+    """The transaction's connection, holding back the INSERTs of new rows.
+
+    Inserting row by row cost two statements an entry (a round trip each on PostgreSQL). New
+    articles and sources are queued instead, with ids taken up front, and sent as one
+    multi-row statement per table the moment any other statement runs, or the transaction
+    ends. The database thus sees the same rows in the same order before every read, and a
+    constraint a row breaks still fails the transaction (whose caller then retries or stores
+    the entries one by one)."""
+
+    def __init__(self, c: Connection) -> None:
+        self.c, self.ids = c, NewIds(c)
+        self.rows_expected = 0  # entries of the transaction not stored yet, the current included
+        self._queued: dict[Table, list[dict[str, Any]]] = {articles: [], article_sources: []}
+
+    def sent(self) -> Connection:
+        """The connection, once every queued row is in the database: for any other statement."""
+        self.flush()
+        return self.c
+
+    def insert(self, table: Table, row: dict[str, Any]) -> int:
+        """Queue a new row of `table` (articles or article_sources); returns its id. An entry
+        inserts at most one row of each."""
+        row_id = self.ids.take(table, max(self.rows_expected, 1))
+        self._queued[table].append({"id": row_id, **row})
+        return row_id
+
+    def flush(self) -> None:
+        for table, rows in self._queued.items():  # articles first: sources refer to them
+            if rows:
+                insert_rows(self.c, table, rows)
+                rows.clear()
+
+
+def _unasked(keys: Iterable[K], *asked: dict[K, Any]) -> list[K]:
+    """The distinct keys that some of the maps have not been asked."""
+    return [k for k in dict.fromkeys(keys) if any(k not in m for m in asked)]
 
 
 def _fold(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-# Statements built once: building insert().values(...) afresh for each row cost more CPU than
-# SQLite spent running it.
-_INSERT_ARTICLE = insert(articles).returning(articles.c.id)
-_INSERT_SOURCE = insert(article_sources).returning(article_sources.c.id)
+# Built once: building a statement afresh for each row cost more CPU than SQLite spent running it.
 _UPDATE_SOURCE = update(article_sources).where(article_sources.c.id == bindparam("source_id"))
 
 
-def _insert_article(
-    c: Connection, feed: FeedState, guid: str, new: NewArticle, now: datetime
-) -> int:
+def _insert_article(w: _Writes, feed: FeedState, guid: str, new: NewArticle, now: datetime) -> int:
     row = {
         "canonical_url": new.canonical_url,
         "guid": guid,
@@ -279,11 +452,11 @@ def _insert_article(
         "outlet_id": feed.outlet_id,
         "match_pending": True,  # queued for the match stage in the same transaction
     }
-    return int(c.execute(_INSERT_ARTICLE, row).scalar_one())
+    return w.insert(articles, row)
 
 
 def _maybe_revise(
-    c: Connection,
+    w: _Writes,
     article_id: int,
     outlet_id: int,
     link: str | None,
@@ -297,6 +470,7 @@ def _maybe_revise(
     article's canonical URL (the original arriving after a syndication partner whose copy
     pointed rel=canonical at it: the original then takes the article over). Any other differing
     copy is just another source and must not overwrite the text."""
+    c = w.sent()
     cur = c.execute(select(articles).where(articles.c.id == article_id)).one()
     owner = cur.outlet_id == outlet_id or (link is not None and link == cur.canonical_url)
     if cur.content_hash == new.content_hash or not owner:
@@ -332,7 +506,7 @@ def _maybe_revise(
 
 
 def _upsert_source(
-    c: Connection,
+    w: _Writes,
     feed: FeedState,
     seen: _Lookups,
     entry: EntryToStore,
@@ -341,7 +515,7 @@ def _upsert_source(
     now: datetime,
 ) -> bool:
     """Record that this feed carried the article; True when the entry was already known."""
-    existing = seen._source_of_guid(entry.guid)  # noqa: SLF001 (same module)
+    existing = seen.source_of_guid(feed, entry.guid)
     values: dict[str, Any] = {
         "entry_hash": entry.entry_hash,
         "last_seen_at": now,
@@ -351,9 +525,9 @@ def _upsert_source(
     }
     if existing is not None:
         source_id = existing[0]
-        c.execute(_UPDATE_SOURCE, {"source_id": source_id, **values})
+        w.sent().execute(_UPDATE_SOURCE, {"source_id": source_id, **values})
         seen.source_moved()
-        seen.source_written(entry, source_id, article_id)
+        seen.source_written(feed, entry, source_id, article_id)
         return True
     row = {
         "feed_id": feed.id,
@@ -362,6 +536,6 @@ def _upsert_source(
         "first_seen_at": now,
         **values,
     }
-    source_id = c.execute(_INSERT_SOURCE, row).scalar_one()
-    seen.source_written(entry, source_id, article_id)
+    source_id = w.insert(article_sources, row)
+    seen.source_written(feed, entry, source_id, article_id)
     return False

@@ -4,13 +4,16 @@
 
 The 13 article pages of the bundled sample outlets (real corpus text with each site's chrome),
 repeated to a few hundred articles. In one run: plain `trafilatura.extract` and the project's
-`monitor.extract.extract` in this process, then the project's extract through a
-ProcessPoolExecutor of 1 and of 2 workers, submitted the way the pipeline does it (one task per
-article, all in flight at once). The four variants are timed in interleaved rounds.
+extraction in this process (the pipeline's `extract_each`, as the daemon runs it with
+extract.workers 1), then the same through a ProcessPoolExecutor of 1 and of 2 workers,
+submitted the way the pipeline does it: one call per page through the Runtime's CpuPool, as
+many in flight as the daemon's page slots allow. The four variants are timed in interleaved
+rounds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
 import io
 import os
@@ -23,9 +26,11 @@ from datetime import UTC
 
 import trafilatura
 
+from monitor.config import Settings
+from monitor.cpu import CpuPool
 from monitor.demo.site import build_routes, demo_pages
 from monitor.domain import FeedEntry
-from monitor.extract import extract
+from monitor.pipeline import EXTRACT, Prepared, extract_each
 from tests.benchmarks.common import Result, cli, finish
 
 BASE = "http://127.0.0.1:8000"
@@ -54,7 +59,9 @@ def articles(copies: int) -> list[Article]:
 
 
 def _project(a: Article) -> int:
-    return len(extract(a[0], a[1], a[2], frozenset(), 200).text)
+    (ready,) = extract_each([a], frozenset(), 200)
+    assert isinstance(ready, Prepared)
+    return len(ready.ex.text)
 
 
 def _plain(a: Article) -> int:
@@ -68,19 +75,31 @@ def _inline(fn: Callable[[Article], int], items: list[Article]) -> float:
     return time.perf_counter() - started
 
 
-def _pooled(pool: Executor, items: list[Article]) -> float:
+def _pooled(pool: Executor, workers: int, items: list[Article]) -> float:
     started = time.perf_counter()
-    futures = [pool.submit(extract, a[0], a[1], a[2], frozenset(), 200) for a in items]
-    for f in futures:
-        f.result()
+    asyncio.run(_through_cpu_pool(pool, workers, items))
     return time.perf_counter() - started
+
+
+async def _through_cpu_pool(pool: Executor, workers: int, items: list[Article]) -> list[int]:
+    """As the pipeline extracts fetched pages: each page under one of the Runtime's page slots
+    (polling.concurrency, default 20), one extract_each call per page through its CpuPool."""
+    cpu = CpuPool(pool, workers)
+    slots = asyncio.Semaphore(max(Settings().polling.concurrency, 2 * workers))
+
+    async def one(a: Article) -> int:
+        async with slots:
+            (ready,) = await cpu.run(-EXTRACT, extract_each, [a], frozenset(), 200)
+        assert isinstance(ready, Prepared)
+        return len(ready.ex.text)
+
+    return await asyncio.gather(*(one(a) for a in items))
 
 
 def _warm_pool(pool: ProcessPoolExecutor, workers: int, sample: list[Article]) -> None:
     """Start every worker and run a few extractions in each before timing."""
     list(pool.map(time.sleep, [0.3] * workers))
-    for f in [pool.submit(extract, a[0], a[1], a[2], frozenset(), 200) for a in sample * 2]:
-        f.result()
+    _pooled(pool, workers, sample * 2)
 
 
 def main() -> None:
@@ -115,17 +134,14 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=1) as pool1, ProcessPoolExecutor(max_workers=2) as pool2:
         for workers, pool in ((1, pool1), (2, pool2)):
             _warm_pool(pool, workers, items[:13])
-            same = [
-                len(pool.submit(extract, a[0], a[1], a[2], frozenset(), 200).result().text)
-                for a in items[:13]
-            ]
+            same = asyncio.run(_through_cpu_pool(pool, workers, items[:13]))
             if same != check:
                 result.note(f"{workers}-worker pool gave different texts than in-process!")
         runs: dict[str, Callable[[], float]] = {
             "plain": lambda: _inline(_plain, items),
             "project": lambda: _inline(_project, items),
-            "pool1": lambda: _pooled(pool1, items),
-            "pool2": lambda: _pooled(pool2, items),
+            "pool1": lambda: _pooled(pool1, 1, items),
+            "pool2": lambda: _pooled(pool2, 2, items),
         }
         order = list(runs)
         for r in range(ROUNDS):  # interleaved, so that background load hits every variant alike
@@ -136,10 +152,10 @@ def main() -> None:
     ratios = [p / q for p, q in zip(times["project"], times["pool2"], strict=True)]
     speedup = statistics.median(ratios)
     result.add("plain trafilatura.extract, 1 process", rate["plain"], "articles/s")
-    result.add("project extract, 1 process (in-process)", rate["project"], "articles/s")
-    result.add("project extract / plain trafilatura", rate["project"] / rate["plain"], "x")
-    result.add("project extract, ProcessPoolExecutor(1)", rate["pool1"], "articles/s")
-    result.add("project extract, ProcessPoolExecutor(2)", rate["pool2"], "articles/s")
+    result.add("project extraction, 1 process (in-process)", rate["project"], "articles/s")
+    result.add("project extraction / plain trafilatura", rate["project"] / rate["plain"], "x")
+    result.add("project extraction, ProcessPoolExecutor(1)", rate["pool1"], "articles/s")
+    result.add("project extraction, ProcessPoolExecutor(2)", rate["pool2"], "articles/s")
     result.add(
         "2-worker pool vs 1 process (in-process)",
         speedup,
@@ -156,8 +172,12 @@ def main() -> None:
         f"around the corpus stories, {sizes[0] // 1024}-{sizes[-1] // 1024} KB each) x "
         f"{n // 13}; each passed as bytes with its feed entry, learned boilerplate empty, "
         "min_chars 200. Plain trafilatura: trafilatura.extract(html, url=url) with its defaults. "
-        "Pools are started and warmed before timing and receive one task per article, all in "
-        f"flight at once, as the pipeline submits them. {ROUNDS} rounds each time all four "
+        "Project extraction: the pipeline's extract_each (extract, the canonical link and the "
+        "text hash), in this process as with extract.workers 1. Pools are started and warmed "
+        "before timing and are fed as the pipeline feeds them: one call per page through "
+        "monitor.cpu.CpuPool (two jobs per worker in the executor, up to four waiting calls per "
+        "job), at most the daemon's page slots (20) in flight. "
+        f"{ROUNDS} rounds each time all four "
         "variants in turn (rotating the order); rates are medians over rounds, the speed-up is "
         f"the median of the per-round ratios. Machine: {len(os.sched_getaffinity(0))} CPUs; "
         "the submitting process is idle while the pool works (in the daemon it also parses "
