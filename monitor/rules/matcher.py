@@ -230,10 +230,8 @@ def _find_in(
     for end, (length, patterns) in rules.automaton.iter(scan.stream):
         at = end - length + 2  # where the first key starts in the stream
         for p in patterns:
-            if p.shape is not None:
-                first = scan.token_at(at)
-                if not _shape_fits(p, scan.shapes(first, first + p.words - 1)):
-                    continue
+            if p.shape is not None and not _written_so(p, scan, scan.token_at(at)):
+                continue
             raw[p.term].append((field, at, p.words))
     # A compound is also tried as one word ("build-up" as "buildup"), if any pattern has it.
     keys = scan.keys
@@ -274,6 +272,18 @@ def _compound_hits(
                 continue
             start, stop = scan.span(first, last)
             yield Hit(p.term, field, start, stop, first, last)
+
+
+def _written_so(pattern: Pattern, scan: Scanned, first: int) -> bool:
+    """Whether words first... of the text are written as the case-sensitive pattern says."""
+    assert pattern.shape is not None
+    if pattern.words == 1:  # most such aliases ("US", "NATO"): compare the word as written
+        start = scan.starts[first]
+        word = scan.text[start : start + len(scan.keys[first])]
+        if word.isascii():  # no diacritics to fold: as written is its shape
+            shape = pattern.shape[0]
+            return word.startswith(shape) if pattern.prefix else word == shape
+    return _shape_fits(pattern, scan.shapes(first, first + pattern.words - 1))
 
 
 def _joined_shapes(scan: Scanned, first: int, last: int, lo: int, hi: int) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.benchmarks.common import fmt, machine
 
-BENCHMARKS = ("poll_cycle", "extraction", "daemon_memory", "matching")
+BENCHMARKS = ("poll_cycle", "extraction", "daemon_memory", "matching", "delivery")
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -49,6 +49,14 @@ METHOD = {
         "of the corpus stories' paragraphs. The sizes are timed in interleaved rounds; the "
         "naive regex loop runs in the same process right after, on the first articles, and the "
         "speed-up compares the two on the same articles."
+    ),
+    "delivery": (
+        "One process. Rendering: `render(message, fmt)` from `monitor.render` with the shipped "
+        "templates and default limits (and `email_message` for email), on digests built from "
+        "the sample entries; the formats are timed in interleaved rounds. Sending: the real "
+        "`send_due` and `monitor.notify.send` (apprise's `json://`) against a `LoopbackServer` "
+        "webhook in the same process, on a fresh SQLite store and a throw-away PostgreSQL "
+        "database; no targets are set for these figures."
     ),
 }
 
