@@ -55,13 +55,13 @@ def select_stories(
     stories: Sequence[Story], t: Timing, now: datetime
 ) -> tuple[list[Story], list[Story]]:
     """The stories to tell the channel now: (new ones, updated ones). A story sent before is
-    sent again only if it gained outlets (an update, when the watch wants updates), or if it was
-    matched again after repeat_interval has passed."""
+    sent again only if it changed (it gained outlets, or a revision matched new terms: an update,
+    when the watch wants updates), or if it was matched again after repeat_interval."""
     new, updated = [], []
     for story in stories:
         if story.sent_outlets is None or story.last_sent_at is None:
             new.append(story)
-        elif t.updates and len(story.outlets) > story.sent_outlets:
+        elif t.updates and (len(story.outlets) > story.sent_outlets or _new_terms(story)):
             updated.append(story)
         elif (
             story.matched_at > story.last_sent_at and story.last_sent_at <= now - t.repeat_interval
@@ -135,9 +135,21 @@ def _entry(watch: str, story: Story, update: str | None) -> Entry:
     )
 
 
+def _new_terms(story: Story) -> list[str]:
+    """Terms a revision of the story matched that it was not sent with."""
+    if story.sent_terms is None:
+        return []
+    return [term for term in story.terms if term not in story.sent_terms]
+
+
 def _what_changed(story: Story) -> str:
+    changes = []
     added = story.outlets[story.sent_outlets or 0 :]
-    return f"+{len(added)} source{'s' if len(added) != 1 else ''}: {', '.join(added)}"
+    if added:
+        changes.append(f"+{len(added)} source{'s' if len(added) != 1 else ''}: {', '.join(added)}")
+    if terms := _new_terms(story):
+        changes.append(f"now also matches {', '.join(terms)}")
+    return "; ".join(changes)
 
 
 def _title(watch: str, kind: str, new: int, updated: int) -> str:

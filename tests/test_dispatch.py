@@ -357,3 +357,44 @@ def test_email_and_slack_channels_use_their_own_senders(monkeypatch):
     assert send(mail, {"format": "email", "html": "<p>x</p>", "text": "x", "subject": "s"}).ok
     assert send(slack, {"format": "slack", "slack": [{"text": "x"}], "subject": "s"}).ok
     assert used == ["email", "slack"]
+
+
+def test_a_revision_that_matches_new_terms_is_sent_again_as_an_update(store, clock):
+    watch = WatchSpec(
+        "troops",
+        parse_query("troops OR tanks"),
+        delivery=Delivery(("desk",), group_wait=timedelta(0)),
+    )
+    desk = Desk(store, clock, RuleSet(ACTORS, (watch,), {"desk": CONSOLE}))
+    desk.story("Russia moved troops.")
+    desk.plan()
+    clock.advance(minutes=10)
+    # the same page, edited: now it also mentions tanks
+    edited = article("https://x/1", text="Russia moved troops and tanks. Story number 1. " * 5)
+    store.ingest(desk.feed, "g1", "h2", "https://x/1", edited, clock())
+    store.match_pending(lambda arts: match_stored(desk.active, arts), clock())
+    (queued,) = desk.plan()
+    update = store.outbox()[0]
+    assert (update.kind, update.title) == ("update", "troops: 1 update")
+    assert "now also matches tanks" in update.content["text"]
+    clock.advance(minutes=10)
+    assert desk.plan() == []  # the update is not sent twice
+
+
+def test_two_senders_never_claim_the_same_message(store, clock):
+    from monitor.store.delivery import enqueue, route_state
+
+    with store.engine.begin() as c:
+        state = route_state(c, "troops", "desk", clock())
+        ids = [enqueue(c, state, "alert", [], f"m{i}", {"text": "x"}, clock()) for i in range(10)]
+    lease = timedelta(minutes=2)
+    first = store.claim_outbox("a", clock(), lease, 6)
+    second = store.claim_outbox("b", clock(), lease, 10)
+    assert {r.id for r in first} | {r.id for r in second} == set(ids)
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert store.claim_outbox("c", clock(), lease, 10) == []  # everything is leased
+    # a sender that lost its lease cannot mark the message: the new holder decides
+    clock.advance(minutes=3)
+    (taken, *_) = store.claim_outbox("c", clock(), lease, 1)
+    assert not store.finish_send(taken.id, "a", clock(), error=None, retry_at=None)
+    assert store.finish_send(taken.id, "c", clock(), error=None, retry_at=None)

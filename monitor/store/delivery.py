@@ -55,6 +55,7 @@ class Story:
     marks: tuple[tuple[int, int], ...]
     matched_at: datetime
     sent_outlets: int | None  # outlets when last sent to this channel; None: never sent
+    sent_terms: tuple[str, ...] | None  # the terms it was sent with (None: not recorded)
     # (matched_at is the match's last update: a revision that matched again moves it)
     last_sent_at: datetime | None
 
@@ -111,6 +112,7 @@ def stories_to_send(
             articles.c.published_at,
             articles.c.first_seen_at,
             log.c.outlets.label("sent_outlets"),
+            log.c.terms.label("sent_terms"),
             log.c.last_sent_at,
         )
         .join(articles, articles.c.id == matches.c.article_id)
@@ -152,6 +154,7 @@ def stories_to_send(
             marks=tuple((int(s), int(e)) for s, e in r.marks),
             matched_at=r.updated_at,
             sent_outlets=r.sent_outlets,
+            sent_terms=tuple(r.sent_terms) if r.sent_terms is not None else None,
             last_sent_at=r.last_sent_at,
         )
         for r in rows
@@ -220,7 +223,12 @@ def _log_sent(
     key = and_(
         log.c.route == state.route, log.c.story == story.article_id, log.c.channel == state.channel
     )
-    values = {"outlets": len(story.outlets), "last_sent_at": now, "outbox_id": outbox_id}
+    values = {
+        "outlets": len(story.outlets),
+        "terms": list(story.terms),
+        "last_sent_at": now,
+        "outbox_id": outbox_id,
+    }
     if c.execute(update(log).where(key).values(**values)).rowcount == 0:
         first = {"route": state.route, "story": story.article_id, "channel": state.channel}
         c.execute(insert(log).values(**first, first_sent_at=now, **values))

@@ -221,6 +221,7 @@ notification_log = Table(
     Column("story", Integer, primary_key=True),  # article id
     Column("channel", String(200), primary_key=True),
     Column("outlets", Integer, nullable=False),  # how many outlets carried it when sent
+    Column("terms", JSON),  # the matched terms it was sent with (new ones make an update)
     Column("first_sent_at", UTCDateTime, nullable=False),
     Column("last_sent_at", UTCDateTime, nullable=False),
     Column("outbox_id", Integer, nullable=False),
