@@ -234,12 +234,10 @@ def _find_in(
                 continue
             raw[p.term].append((field, at, p.words))
     # A compound is also tried as one word ("build-up" as "buildup"), if any pattern has it.
-    keys = scan.keys
-    for lo, hi in scan.compounds():
-        if rules.could_use("".join(keys[lo : hi + 1])):
-            for hit in _compound_hits(rules, scan, field, lo, hi):
-                extra[hit.term].append(hit)
-                raw[hit.term].append((field, -1, 0))  # found: presence and field
+    for lo, hi in scan.compounds(rules.could_use):
+        for hit in _compound_hits(rules, scan, field, lo, hi):
+            extra[hit.term].append(hit)
+            raw[hit.term].append((field, -1, 0))  # found: presence and field
 
 
 def _compound_hits(

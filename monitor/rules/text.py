@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate, compress
@@ -102,6 +103,40 @@ def _positions(text: str, char: str) -> list[int]:
     return found
 
 
+_DROP_JOINERS = str.maketrans("", "", JOINERS)
+
+
+def _possessive(text: str, joiner: int) -> bool:
+    after = joiner + 2
+    return (
+        text[joiner] in APOSTROPHES
+        and text[joiner + 1] in "sS"
+        and (after == len(text) or not text[after].isalnum())
+    )
+
+
+def _joined_key(compound: str) -> str:
+    """The key of a compound written as one word ("Build-Up" -> "buildup")."""
+    if compound.isascii():
+        return compound.translate(_DROP_JOINERS).lower()
+    return fold(compound).replace(" ", "")
+
+
+def _compound_span(text: str, junction: int) -> tuple[int, int]:
+    """The letters and joiners around a joiner: "pro-Russian" in "the pro-Russian side"."""
+    start = junction - 1
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    end = junction + 1
+    while True:
+        while end < len(text) and text[end].isalnum():
+            end += 1
+        if end < len(text) - 1 and text[end] in JOINERS and text[end + 1].isalnum():
+            end += 1
+            continue
+        return start, end
+
+
 def join_compounds(text: str) -> str | None:
     """`text` with each hyphenated or apostrophised compound written as one word ("build-up" →
     "buildup"); None when it has none."""
@@ -176,25 +211,32 @@ class Scanned:
         start, end = self.span(first, last)
         return shapes(self.text[start:end])
 
-    def compounds(self) -> list[tuple[int, int]]:
-        """Runs of words joined by a hyphen or an apostrophe, as (first, last) word indexes."""
+    def compounds(self, wanted: Callable[[str], bool] | None = None) -> list[tuple[int, int]]:
+        """Runs of words joined by hyphens or apostrophes, as (first, last) word indexes; only
+        those whose joined key `wanted` accepts (so the word offsets, a pass over the whole
+        text, are worked out only when some pattern could match the joined word)."""
         text = self.text
         junctions = sorted(
             at for joiner in JOINERS if joiner in text for at in _positions(text, joiner)
         )
         runs: list[tuple[int, int]] = []
-        starts = self.starts if junctions else []
+        covered = -1
         for at in junctions:
-            if not (0 < at < len(text) - 1 and text[at - 1].isalnum() and text[at + 1].isalnum()):
+            if at <= covered or not (0 < at < len(text) - 1):
                 continue
-            right = bisect_right(starts, at + 1) - 1  # the word starting after the joiner
-            if right < 1 or starts[right] != at + 1:
+            if not (text[at - 1].isalnum() and text[at + 1].isalnum()):
                 continue
-            left = right - 1
-            if runs and runs[-1][1] == left:
-                runs[-1] = (runs[-1][0], right)
-            else:
-                runs.append((left, right))
+            if _possessive(text, at):
+                continue  # "Kyiv's" is Kyiv: joined, "kyivs" would only find plurals
+            start, end = _compound_span(text, at)
+            covered = end
+            if wanted is not None and not wanted(_joined_key(text[start:end])):
+                continue
+            starts = self.starts
+            first = bisect_left(starts, start)
+            last = bisect_right(starts, end - 1) - 1
+            if first < last and starts[first] == start:
+                runs.append((first, last))
         return runs
 
     @cached_property
