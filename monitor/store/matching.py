@@ -74,23 +74,22 @@ def register_watches(
     return {name: created for name, created in rows if name in definitions}
 
 
+# What the matcher reads of an article (its outlets and tags come from its sources).
+_TO_MATCH = select(
+    articles.c.id,
+    articles.c.revision,
+    articles.c.title,
+    articles.c.text,
+    articles.c.language,
+    articles.c.first_seen_at,
+    articles.c.backlog,
+)
+
+
 def claim_pending(c: Connection, limit: int) -> list[ArticleToMatch]:
     """Up to `limit` queued articles, oldest first; on PostgreSQL rows another worker is
     matching are skipped rather than waited for."""
-    query = (
-        select(
-            articles.c.id,
-            articles.c.revision,
-            articles.c.title,
-            articles.c.text,
-            articles.c.language,
-            articles.c.first_seen_at,
-            articles.c.backlog,
-        )
-        .where(articles.c.match_pending.is_(True))
-        .order_by(articles.c.id)
-        .limit(limit)
-    )
+    query = _TO_MATCH.where(articles.c.match_pending.is_(True)).order_by(articles.c.id).limit(limit)
     if c.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=articles)
     return _with_sources(c, c.execute(query).all())
@@ -100,20 +99,7 @@ def articles_between(
     c: Connection, since: datetime | None, after_id: int, limit: int
 ) -> list[ArticleToMatch]:
     """Stored articles first seen since `since`, by id after `after_id` (for replays)."""
-    query = (
-        select(
-            articles.c.id,
-            articles.c.revision,
-            articles.c.title,
-            articles.c.text,
-            articles.c.language,
-            articles.c.first_seen_at,
-            articles.c.backlog,
-        )
-        .where(articles.c.id > after_id)
-        .order_by(articles.c.id)
-        .limit(limit)
-    )
+    query = _TO_MATCH.where(articles.c.id > after_id).order_by(articles.c.id).limit(limit)
     if since is not None:
         query = query.where(articles.c.first_seen_at >= since)
     return _with_sources(c, c.execute(query).all())
