@@ -113,7 +113,7 @@ def check(ctx: click.Context) -> None:
 def _check_templates(config_dir: Path) -> str | None:
     """Render a sample message in every format with the user's templates (config/templates/):
     a broken template, or one reaching outside its folder, is reported now, not at 7 am."""
-    from monitor.pipeline import user_templates
+    from monitor.deliver import user_templates
 
     folder = user_templates(config_dir)
     if folder is None:

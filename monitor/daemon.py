@@ -15,18 +15,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Config, ConfigError, Settings, load_config
 from monitor.config.rules import ACTORS_FILE, CHANNELS_FILE, WATCHES_FILE, load_rules
+from monitor.deliver import deliver_plan, deliver_send, user_templates
 from monitor.domain import Clock, utcnow
 from monitor.fetch import Fetcher, FetchLimits
-from monitor.pipeline import (
-    Runtime,
-    default_owner,
-    deliver_plan,
-    deliver_send,
-    housekeeping,
-    match_queued,
-    poll_feed,
-    user_templates,
-)
+from monitor.pipeline import Runtime, default_owner, housekeeping, match_queued, poll_feed
 from monitor.rules.active import ActiveRules, definitions
 from monitor.rules.compiler import RuleCompileError, compile_rules
 from monitor.rules.spec import RuleSet

@@ -3,6 +3,7 @@
 scheduler tick -> due feeds (claimed from the store) -> fetch -> parse -> new entries only
   -> fetch page -> extract -> dedupe + store (new article, another source, or a revision)
   -> match (the queued new and revised articles against the watches; matches stored)
+Delivery, which reads the stored matches, is monitor.deliver.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from monitor import boilerplate
 from monitor.canonical import canonical_url
 from monitor.config import Settings
 from monitor.cpu import CpuPool
-from monitor.dispatch import plan_all, plan_feed_health
 from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed, utcnow
 from monitor.extract import content_hash, extract
 from monitor.fetch import PAGE_ACCEPT, Fetcher, FetchError
@@ -34,7 +34,6 @@ from monitor.rules.active import ActiveRules, definitions, match_stored
 from monitor.rules.compiler import compile_rules
 from monitor.rules.spec import RuleSet
 from monitor.schedule import backoff_delay, next_poll_after_success
-from monitor.sender import Send, send_due
 from monitor.store import EntryToStore, FeedState, Ingested, NewArticle, PolledOk, Store
 
 log = logging.getLogger(__name__)
@@ -659,46 +658,6 @@ async def match_queued(rt: Runtime) -> tuple[int, int]:
         if done < MATCH_BATCH:
             break
     return total, written
-
-
-def deliver_plan(rt: Runtime) -> list[int]:
-    """Queue the messages the routes owe their channels now (immediate groups and digests)."""
-    if rt.rules is None:
-        return []
-    active, now, settings = rt.rules, rt.clock(), rt.settings.delivery
-    render = functools.partial(_render, templates=rt.templates)
-    queued = plan_all(rt.store, active.rules, settings, now, render, active.since)
-    if settings.feed_health:  # feeds failing for long, and their recoveries
-        channels = active.rules.channels
-        health = functools.partial(
-            plan_feed_health, channels=channels, defaults=settings, now=now, render=render
-        )
-        queued += rt.store.plan(lambda c: health(c))
-    return queued
-
-
-def _render(message: Any, fmt: str, templates: Path | None = None) -> Any:
-    from monitor.render import render  # Jinja2 is loaded once something is to be sent
-
-    return render(message, fmt, templates=templates)  # type: ignore[arg-type]
-
-
-def user_templates(config_dir: Path) -> Path | None:
-    """config/templates/, when the user made one."""
-    folder = config_dir / "templates"
-    return folder if folder.is_dir() else None
-
-
-def deliver_send(rt: Runtime, send: Send | None = None) -> tuple[int, int]:
-    """Send what the outbox has due; returns (sent, not sent this time)."""
-    if rt.rules is None:
-        return 0, 0
-    if send is None:
-        from monitor.notify import send as apprise_send  # apprise is large: loaded when used
-
-        send = apprise_send
-    channels = rt.rules.rules.channels
-    return send_due(rt.store, channels, rt.settings.delivery, rt.owner, rt.clock(), send)
 
 
 def housekeeping(rt: Runtime) -> int:

@@ -21,18 +21,12 @@ from rich.markup import escape
 from monitor.config import load_config
 from monitor.config.rules import ACTORS_FILE, CHANNELS_FILE, WATCHES_FILE, load_rules
 from monitor.daemon import fetch_limits
+from monitor.deliver import deliver_plan, deliver_send
 from monitor.demo.server import LoopbackServer
 from monitor.demo.site import build_routes, feeds_yaml
 from monitor.domain import Clock
 from monitor.fetch import Fetcher
-from monitor.pipeline import (
-    CycleSummary,
-    Runtime,
-    activate_rules,
-    deliver_plan,
-    deliver_send,
-    poll_cycle,
-)
+from monitor.pipeline import CycleSummary, Runtime, activate_rules, poll_cycle
 from monitor.store import Store, StoredMatch
 
 # The example actors and watches shipped in the repository's config/ (a source checkout, as the
