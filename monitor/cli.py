@@ -94,6 +94,9 @@ def check(ctx: click.Context) -> None:
         rules = load_rules(ctx.obj, feeds=config.feeds if config else None)
     except ConfigError as err:
         issues += err.issues
+    else:
+        if config is not None:
+            issues += _cross_file_issues(config, rules)
     template_problem = _check_templates(ctx.obj)
     if issues or config is None or template_problem:
         if issues or config is None:
@@ -406,12 +409,23 @@ def test_rules(
     console.print(rp.counts_table(replay))
 
 
+def _cross_file_issues(config: Config, rules: RuleSet) -> list[ConfigIssue]:
+    """What no one file can know is wrong: monitor.yaml naming channels of channels.yaml."""
+    from monitor.config.channels import feed_health_issues
+
+    path = config.config_dir / "monitor.yaml"
+    return feed_health_issues(path, config.settings.delivery.feed_health, rules.channels)
+
+
 def _load_rules(ctx: click.Context, config: Config) -> RuleSet:
     """The watch rules, or their file:line:column messages and exit status 1."""
     from monitor.config.rules import load_rules
 
     try:
-        return load_rules(config.config_dir, feeds=config.feeds)
+        rules = load_rules(config.config_dir, feeds=config.feeds)
+        if cross := _cross_file_issues(config, rules):
+            raise ConfigError(cross)
+        return rules
     except ConfigError as err:
         click.echo(str(err), err=True)
         click.echo(f"monitor: watch rules in {ctx.obj} are invalid", err=True)

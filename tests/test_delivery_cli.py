@@ -80,3 +80,18 @@ def test_check_renders_the_users_templates_and_refuses_one_reaching_outside(conf
     assert f"{folder}:" in result.output and "passwd" in result.output
     (folder / "text.txt").write_text("Alert: {{ message.title }}\n")
     assert invoke(config_dir, "check").exit_code == 0
+
+
+def test_check_refuses_a_feed_health_channel_that_channels_yaml_lacks(config_dir):
+    channels(config_dir, "channels:\n  desk:\n    url: console://\n")
+    with (config_dir / "monitor.yaml").open("a") as f:
+        f.write("delivery:\n  feed_health: [desk, ops]\n")
+    result = invoke(config_dir, "check")
+    assert result.exit_code == 1
+    line = len((config_dir / "monitor.yaml").read_text().splitlines())
+    expected = (
+        f"{config_dir}/monitor.yaml:{line}:23: delivery.feed_health: "
+        "unknown channel 'ops' (channels: desk)"
+    )
+    assert expected in result.output
+    assert invoke(config_dir, "run").exit_code == 1  # the daemon refuses to start on it too

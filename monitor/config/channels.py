@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from monitor.config.errors import Problem
+from monitor.config.errors import ConfigIssue, Problem
 from monitor.config.fields import StrictModel, parse_duration
 from monitor.rules.spec import ChannelFormat, ChannelSpec
 
@@ -132,3 +132,37 @@ def format_for(url: str) -> ChannelFormat:
     if scheme in ("mailto", "mailtos"):
         return "email"
     return "text"
+
+
+def feed_health_issues(
+    monitor_yaml: Path, names: Iterable[str], channels: Iterable[str]
+) -> list[ConfigIssue]:
+    """monitor.yaml's delivery.feed_health names channels of channels.yaml: one issue per name
+    that is not there, at the line that names it (found in the file's text)."""
+    known = sorted(channels)
+    missing = [name for name in names if name not in known]
+    if not missing:
+        return []
+    try:
+        lines = monitor_yaml.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    issues = []
+    for name in missing:
+        line, column = _where(lines, name)
+        hint = f"channels: {', '.join(known)}" if known else "there is no channel in channels.yaml"
+        message = f"unknown channel {name!r} ({hint})"
+        issues.append(ConfigIssue(str(monitor_yaml), line, column, "delivery.feed_health", message))
+    return issues
+
+
+def _where(lines: list[str], name: str) -> tuple[int, int]:
+    """The first line after `feed_health:` that holds `name` (1-based line and column)."""
+    seen = False
+    for number, text in enumerate(lines, 1):
+        seen = seen or "feed_health" in text
+        key = text.find("feed_health")
+        column = text.find(name, key + len("feed_health") if key >= 0 else 0)
+        if seen and column >= 0:
+            return number, column + 1
+    return 1, 1
