@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Connection
 
-from monitor.config import DeliverySettings
+from monitor.config import DeliverySettings, duration_text
 from monitor.render.model import Entry, Message
 from monitor.rules.snippet import Snippet
 from monitor.rules.spec import ChannelSpec, Delivery, RuleSet, WatchSpec
@@ -282,7 +282,8 @@ def plan_feed_health(
         recovered = channels.get(name)
         if recovered is None or feed.failing_since == alerted_since:
             continue  # still the same failing spell
-        down = _duration(now - alerted_since)
+        # whole minutes: a recovery noticed 4,261.3 s later reads 1h11m
+        down = duration_text(timedelta(minutes=(now - alerted_since) // timedelta(minutes=1)))
         title = f"Feed {feed.name} works again"
         text = f"It had been failing for about {down} before this recovery."
         queued.append(_health(c, recovered, title, text, now, render))
@@ -306,11 +307,3 @@ def _health(
     state = route_state(c, "feed-health", channel.name, now)
     content = _content(render(message, channel.format), channel.format)
     return enqueue(c, state, "health", [], title, content, now)
-
-
-def _duration(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    if minutes < 120:
-        return f"{minutes} minutes"
-    hours = minutes // 60
-    return f"{hours} hours" if hours < 48 else f"{hours // 24} days"

@@ -272,6 +272,8 @@ def test_the_daemon_delivers_a_match_to_a_webhook_once(server, tmp_path):
     (config / "watches.yaml").write_text(
         "watches:\n  troops:\n    keywords: [troops]\n    notify: [hook]\n    group_wait: 0s\n"
     )
+    (config / "templates").mkdir()  # the user's own text template replaces the shipped one
+    (config / "templates" / "text.txt").write_text("From our desk: {{ message.title }}\n")
     # the feed's first poll is backlog and never alerts: publish the story after it
     proc = start(config)
     try:
@@ -284,7 +286,8 @@ def test_the_daemon_delivers_a_match_to_a_webhook_once(server, tmp_path):
         code, err = stop(proc)
     assert code == 0, err
     (hit,) = [h for h in server.hits if h.path == "/hook"]
-    assert hit.method == "POST" and b"troops: 1 new article" in hit.body and b"second" in hit.body
+    assert hit.method == "POST" and b"troops: 1 new article" in hit.body
+    assert b"From our desk: troops: 1 new article" in hit.body
 
 
 def test_sigkill_while_a_channel_is_down_loses_no_alert_and_sends_it_once(server, tmp_path):

@@ -96,3 +96,7 @@ def test_the_demo_command_runs_offline_and_prints_what_it_stored(tmp_path: Path)
     assert "cold cycle: feeds polled: 7" in result.stdout
     assert "Blinken" in result.stdout and "failing" in result.stdout
     assert (tmp_path / "demo.db").exists()
+    # the example watches matched, and the console channel printed alerts and a digest
+    assert "24 matches of the example watches" in result.stdout
+    assert "=== troop-buildup: 3 new articles ===" in result.stdout
+    assert "=== sanctions digest: 3 new articles ===" in result.stdout

@@ -289,3 +289,15 @@ def test_a_target_never_shows_its_password() -> None:
     target = email_target(f"mailtos://user:{PASSWORD}@example.com")
 
     assert PASSWORD not in repr(target) and isinstance(target, EmailTarget)
+
+
+def test_the_outbox_sender_sends_email_channels_as_our_own_mime(smtp_server: Any) -> None:
+    from monitor.notify import send
+
+    inbox = Inbox()
+    port = smtp_server(inbox)
+    url = f"mailto://127.0.0.1:{port}?from=alerts@monitor.example&to=desk@example.org"
+    assert send(channel(url), outbox_content("outbox-21")).ok
+    message = received(inbox)  # not apprise's: our Message-ID and our own text part
+    assert message["Message-ID"] == "<outbox-21@monitor.example>"
+    assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None

@@ -323,3 +323,10 @@ def test_tokens_never_appear_in_any_error(hooks: LoopbackServer) -> None:
         result = send_slack(channel(url), content(parts(1)))
         assert not result.ok and result.permanent
         assert_no_tokens(result.error)
+
+
+def test_the_outbox_sender_sends_slack_channels_as_block_kit(hooks: LoopbackServer) -> None:
+    from monitor.notify import send
+
+    assert send(channel(), content(parts(2))).ok
+    assert [p["blocks"][0]["text"]["text"] for p in received(hooks)] == ["part 1", "part 2"]

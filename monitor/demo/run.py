@@ -124,20 +124,13 @@ def run_demo(db: Path | None, console: Console) -> int:
 
 def print_matches(console: Console, found: list[StoredMatch]) -> None:
     """What the example watches caught: each match with its terms and highlighted snippet."""
-    from monitor.replay import HIGHLIGHT
+    from monitor.replay import highlighted
+    from monitor.rules.snippet import Snippet
 
     console.print(f"[bold]{len(found)} matches[/] of the example watches (config/watches.yaml)")
     for m in sorted(found, key=lambda m: (m.watch, m.article_id)):
         terms = ", ".join(dict.fromkeys(h["term"] for h in m.hits))
         console.print(f"[green]{escape(m.watch)}[/] · {escape(m.title)} · score {m.score:g}")
         console.print(f"  terms: {escape(terms)}")
-        console.print("  " + _marked(m, HIGHLIGHT))
-
-
-def _marked(m: StoredMatch, style: str) -> str:
-    out, at = [], 0
-    for start, end in m.marks:
-        out += [escape(m.snippet[at:start]), f"[{style}]", escape(m.snippet[start:end]), "[/]"]
-        at = end
-    out.append(escape(m.snippet[at:]))
-    return "".join(out)
+        marks = tuple((start, end) for start, end in m.marks)
+        console.print("  " + highlighted(Snippet(m.snippet, marks)))

@@ -432,14 +432,8 @@ class Store:
         # Fenced on the owner: if our lease expired and another worker took the feed, its
         # bookkeeping wins and ours is dropped.
         sql = {k: v for k, v in values.items() if isinstance(v, ColumnElement)}
-        params = {
-            "feed_id": feed.id,
-            "owner": owner,
-            "lease_owner": None,
-            "lease_until": None,
-            "last_polled_at": now,
-            "next_poll_at": next_poll_at,
-            **{k: v for k, v in values.items() if k not in sql},
+        params = _polled(feed, owner, now, next_poll_at) | {
+            k: v for k, v in values.items() if k not in sql
         }
         # Plain values use one statement built once (most polls end there); SQL expressions
         # (failure counters) need a statement of their own.
@@ -850,10 +844,8 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _finish_params(
-    feed: FeedState, owner: str, now: datetime, next_poll_at: datetime, status: int, ok: datetime
-) -> dict[str, Any]:
-    """_FINISH's parameters for a poll that succeeded (a 304 or a processed 200)."""
+def _polled(feed: FeedState, owner: str, now: datetime, next_poll_at: datetime) -> dict[str, Any]:
+    """_FINISH's parameters every poll ends with: the lease released, the next poll set."""
     return {
         "feed_id": feed.id,
         "owner": owner,
@@ -861,6 +853,14 @@ def _finish_params(
         "lease_until": None,
         "last_polled_at": now,
         "next_poll_at": next_poll_at,
+    }
+
+
+def _finish_params(
+    feed: FeedState, owner: str, now: datetime, next_poll_at: datetime, status: int, ok: datetime
+) -> dict[str, Any]:
+    """_FINISH's parameters for a poll that succeeded (a 304 or a processed 200)."""
+    return _polled(feed, owner, now, next_poll_at) | {
         "last_status": status,
         "last_success_at": ok,
         "consecutive_failures": 0,

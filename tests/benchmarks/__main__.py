@@ -75,22 +75,15 @@ def run(name: str, quick: bool) -> dict | None:
         return json.loads(out.read_text())
 
 
+def _git_says(*args: str) -> str:
+    run = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    return run.stdout.strip()
+
+
 def _git() -> str:
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "monitor"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        rev = _git_says("rev-parse", "--short", "HEAD")
+        dirty = _git_says("status", "--porcelain", "monitor")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{rev}{' with uncommitted changes under monitor/' if dirty else ''}"

@@ -303,6 +303,12 @@ def cli(name: str, description: str, variants: str | None = None) -> argparse.Na
     return parser.parse_args()
 
 
+def load_note(result: Result) -> None:
+    """Note the machine's load: figures from a busy machine are slower, not wrong."""
+    loads = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    result.note(f"Load average at the end: {loads} on {len(os.sched_getaffinity(0))} CPUs.")
+
+
 def finish(result: Result, path: Path | None, started: float) -> None:
     result.seconds = time.monotonic() - started
     print(f"  ({result.name} took {result.seconds:.0f} s)", flush=True)

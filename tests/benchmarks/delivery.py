@@ -7,7 +7,6 @@ Slack messages after splitting), and the outbox sender's throughput to a loopbac
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -31,7 +30,7 @@ from monitor.sender import send_due
 from monitor.store import Store
 from monitor.store.delivery import enqueue, route_state
 from monitor.store.schema import outbox
-from tests.benchmarks.common import Result, cli, finish, pg_database, postgres_available
+from tests.benchmarks.common import Result, cli, finish, load_note, pg_database, postgres_available
 
 FORMATS: tuple[Format, ...] = ("slack", "email", "text", "markdown")
 ENTRIES = 1000
@@ -351,10 +350,7 @@ def main() -> None:
         f"opens one per message). {outbox_rounds} run(s) per store, alternating SQLite and "
         "PostgreSQL, each on a fresh store; the figures are those of the median run."
     )
-    result.note(
-        f"Load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-        f"on {len(os.sched_getaffinity(0))} CPUs."
-    )
+    load_note(result)
     finish(result, args.json, started)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import cProfile
 import io
-import os
 import pstats
 import random
 import re
@@ -43,7 +42,7 @@ from monitor.rules.query import (
     parse_query,
 )
 from monitor.rules.spec import ActorSpec, Alias, RuleSet, WatchSpec
-from tests.benchmarks.common import Result, cli, finish
+from tests.benchmarks.common import Result, cli, finish, load_note
 
 DATA = Path(__file__).parent / "data"
 SEED = 20240611
@@ -545,10 +544,7 @@ def main() -> None:
         f"speed-up divides its median by the compiled median over the same {naive_docs} "
         f"articles ({compiled_subset_ms:.2f} ms)."
     )
-    result.note(
-        f"Load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-        f"on {len(os.sched_getaffinity(0))} CPUs."
-    )
+    load_note(result)
     finish(result, args.json, started)
 
 
