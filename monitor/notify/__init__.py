@@ -26,7 +26,6 @@ _FORMATS = {
     "text": apprise.NotifyFormat.TEXT,
     "markdown": apprise.NotifyFormat.MARKDOWN,
     "email": apprise.NotifyFormat.HTML,
-    "slack": apprise.NotifyFormat.MARKDOWN,
 }
 
 
@@ -61,41 +60,27 @@ def send(
     if not notifier.add(channel.url):
         return SendResult(False, "apprise does not understand this channel's URL", permanent=True)
     failures: list[str] = []
-    ok = True
-    for title, body, body_format in _parts(content):
-        result = notifier.notify(
-            body,
-            title=title,
-            body_format=body_format,
-            log_callback=_collect(failures),
-        )
-        ok = ok and bool(result)
-    if ok:
+    title, body, body_format = _message(content)
+    sent = notifier.notify(
+        body, title=title, body_format=body_format, log_callback=_collect(failures)
+    )
+    if sent:
         return SendResult(True)
     error = redact("; ".join(dict.fromkeys(failures)) or "the channel refused it", channel.url)
     statuses = {int(code) for code in _STATUS.findall(error)}
     return SendResult(False, error, permanent=bool(statuses) and statuses <= _PERMANENT_STATUS)
 
 
-def _parts(content: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(title, body, apprise body format) for each message to send: a Slack digest split for
-    Slack's limits is several messages."""
+def _message(content: dict[str, Any]) -> tuple[str, str, str]:
+    """(title, body, apprise body format) of the message to send through apprise (Slack
+    payloads and our own email MIME never come here: see `send`)."""
     fmt = content.get("format", "text")
     subject = content.get("subject") or content.get("title") or ""
-    if fmt == "slack" and content.get("slack"):
-        return [
-            (subject if i == 0 else "", _slack_text(p), _FORMATS["slack"])
-            for i, p in enumerate(content["slack"])
-        ]
     if fmt == "email" and content.get("html"):
-        return [(subject, content["html"], _FORMATS["email"])]
+        return subject, content["html"], _FORMATS["email"]
     if fmt == "markdown" and content.get("markdown"):
-        return [(subject, content["markdown"], _FORMATS["markdown"])]
-    return [(subject, content.get("text", ""), _FORMATS["text"])]
-
-
-def _slack_text(payload: dict[str, Any]) -> str:
-    return str(payload.get("text", ""))
+        return subject, content["markdown"], _FORMATS["markdown"]
+    return subject, content.get("text", ""), _FORMATS["text"]
 
 
 def _collect(into: list[str]) -> Callable[[Any, Any], None]:
