@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from monitor.rules.compiler import CompiledRules, compile_rules
+from monitor.rules.compiler import CompiledRules
 from monitor.rules.matcher import Document, Match, match
 from monitor.rules.query import to_query
 from monitor.rules.spec import RuleSet, WatchSpec
@@ -26,14 +26,6 @@ class ActiveRules:
     compiled: CompiledRules
     since: dict[str, datetime] = field(default_factory=dict)  # watch -> first seen
     rules: RuleSet = field(default_factory=lambda: RuleSet({}, ()))  # with channels, for delivery
-
-    @classmethod
-    def none(cls) -> ActiveRules:
-        return cls(compile_rules(RuleSet({}, ())))
-
-    @property
-    def watch_count(self) -> int:
-        return len(self.compiled.watches)
 
 
 def definitions(rules: RuleSet) -> dict[str, str]:

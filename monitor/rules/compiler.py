@@ -15,7 +15,6 @@ NOTs: their clauses and exclusions decide them; only the others run their progra
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -98,7 +97,6 @@ class CompiledRules:
     max_words: int  # the longest pattern, in words
     words: frozenset[str]  # every word of every pattern (a prefix pattern's stem included)
     stems: frozenset[str]  # the stems of prefix patterns
-    version: str  # a digest of the rules, to tell one compiled set from another
 
     def could_use(self, word: str) -> bool:
         """Whether some pattern has this word, or a prefix of it (a cheap test before trying a
@@ -128,7 +126,6 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
             for term in clause:
                 postings[term][(n, k)].append(index)
     automaton = builder.automaton()
-    digest = hashlib.sha256(repr(rules).encode()).hexdigest()[:16]
     return CompiledRules(
         automaton=automaton,
         terms=tuple(builder.terms),
@@ -143,7 +140,6 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
         max_words=builder.max_words,
         words=frozenset(builder.words),
         stems=frozenset(builder.stems),
-        version=digest,
     )
 
 

@@ -89,11 +89,6 @@ def shapes(text: str) -> list[str]:
     return fold(text, lower=False).split()
 
 
-def word_key(word: str) -> str:
-    """One word's key (a word with an apostrophe or hyphen inside is several words: joined)."""
-    return "".join(keys(word))
-
-
 def _positions(text: str, char: str) -> list[int]:
     """Every offset of `char` in `text` (str.find is far quicker than a regex scan)."""
     found, at = [], text.find(char)
@@ -143,21 +138,6 @@ def join_compounds(text: str) -> str | None:
     if not _JUNCTION.search(text):
         return None
     return _JUNCTION.sub("", text)
-
-
-def words(text: str) -> list[str]:
-    """The words of `text` as written (split where `fold` puts spaces)."""
-    folded = fold(text, lower=False)
-    return [text[s : s + len(w)] for s, w in _starts_and_words(folded)]
-
-
-def _starts_and_words(folded: str) -> list[tuple[int, str]]:
-    out, at = [], 0
-    for part in folded.split(" "):
-        if part:
-            out.append((at, part))
-        at += len(part) + 1
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
