@@ -436,7 +436,7 @@ class Prepared:
 
     def recleaned(self, learned: frozenset[str]) -> Prepared:
         """The text without lines learned as boilerplate since it was extracted."""
-        text = "\n".join(boilerplate.clean(self.ex.lines, learned))
+        text = "\n".join(boilerplate.drop_learned(self.ex.lines, learned))
         return replace(self, ex=replace(self.ex, text=text), text_hash=_hash(text))
 
 

@@ -280,6 +280,34 @@ def test_the_feed_date_wins_over_the_page_date_and_becomes_utc() -> None:
     assert ex.published.tzinfo is UTC
 
 
+BYLINE_PAGE = (
+    "<html><head><title>Troops gather | Example News</title></head><body><article>"
+    "<h1>Troops gather near the border</h1>"
+    "<p class='byline'>By <span class='author'>Jane Reporter</span></p>"
+    "<p class='date'>Published 2022-01-18</p>"
+    + "".join(f"<p>{p}</p>" for p in STORIES["001"].split("\n")[:4])
+    + "</article></body></html>"
+)
+
+
+def test_a_byline_and_a_page_date_are_found_when_neither_meta_tags_nor_the_feed_give_them() -> None:
+    ex = extract(BYLINE_PAGE, f"{BASE}/byline.html", None)
+    assert ex.source == "page"
+    assert ex.title == "Troops gather near the border"
+    assert ex.author == "Jane Reporter"
+    assert ex.published == datetime(2022, 1, 18, tzinfo=UTC)
+
+
+def test_the_feed_author_and_date_stand_in_for_a_page_that_has_no_meta_tags() -> None:
+    page = the_page("wireblog", "002")
+    entry = entry_for(
+        page, author="Associated Press", published=datetime(2022, 1, 20, 9, 0, tzinfo=UTC)
+    )
+    ex = extract(BYLINE_PAGE, f"{BASE}/byline.html", entry)
+    assert ex.author == "Associated Press"
+    assert ex.published == datetime(2022, 1, 20, 9, 0, tzinfo=UTC)
+
+
 def test_no_page_and_no_entry_gives_an_empty_result_rather_than_an_error() -> None:
     ex = extract(None, BASE, None)
     assert (ex.text, ex.title, ex.source, ex.canonical_url) == ("", "", "page", None)
