@@ -334,8 +334,7 @@ async def _read_learned(rt: Runtime, outlet_ids: Sequence[int]) -> list[frozense
     missing = [o for o in dict.fromkeys(outlet_ids) if rt.learned(o) is None]
     if missing:
         min_pages = rt.settings.extract.boilerplate_min_pages
-        read = rt.store.learned_boilerplate
-        found = await rt.on_db(lambda: [read(o, min_pages) for o in missing])
+        found = await rt.on_db(rt.store.learned_boilerplate_many, missing, min_pages)
         for outlet_id, lines in zip(missing, found, strict=True):
             rt.saw_learned(outlet_id, lines)
     return [rt.learned(o) or frozenset() for o in outlet_ids]

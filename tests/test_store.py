@@ -226,6 +226,24 @@ def test_a_line_becomes_boilerplate_on_the_configured_page_count(store, clock):
     assert store.learned_boilerplate(a.outlet_id, 3) == frozenset({"k1"})
 
 
+def test_learned_boilerplate_of_many_outlets_is_read_at_once_and_kept_apart(store, clock):
+    store.sync_feeds([spec("a", "rferl"), spec("b", "tass"), spec("c", "kyivpost")], clock())
+    a, b, c = (claim_one(store, name, clock) for name in "abc")
+    assert len({a.outlet_id, b.outlet_id, c.outlet_id}) == 3
+    for i in range(3):
+        store.learn_boilerplate(a.outlet_id, [{"ka": "Share this:", f"p{i}": "story"}], 3)
+        store.learn_boilerplate(b.outlet_id, [{"kb": "Read more", f"q{i}": "story"}], 3)
+    store.learn_boilerplate(c.outlet_id, [{"kc": "Once only"}], 3)
+    ids = [b.outlet_id, c.outlet_id, a.outlet_id, b.outlet_id]
+    assert store.learned_boilerplate_many(ids, 3) == [
+        frozenset({"kb"}),
+        frozenset(),
+        frozenset({"ka"}),
+        frozenset({"kb"}),
+    ]
+    assert store.learned_boilerplate_many(ids, 1)[1] == frozenset({"kc"})
+
+
 def test_retention_purges_old_articles_and_their_sources(store, clock):
     store.sync_feeds([spec("a")], clock())
     a = claim_one(store, "a", clock)

@@ -4,12 +4,17 @@ psycopg turns a statement's %(name)s placeholders into PostgreSQL's $n in Python
 that only for statements of at most 50 parameters: the IN lists and multi-row INSERTs of a
 group of feeds (thousands of parameters) spent more time there than PostgreSQL spent running
 them. On PostgreSQL a list is therefore one array parameter, and new rows go in by COPY, whose
-rows psycopg formats in C. SQLite binds parameters in C and keeps plain IN lists; new rows go
+rows psycopg formats in C. On SQLite a list is one JSON parameter read by json_each: SQLAlchemy
+spent a third of the cold poll cycle coercing the thousands of values of per-feed IN lists one
+by one and compiling a statement whose shape changed with every group of feeds; a JSON text
+keeps the statement cached, and SQLite's limit on bound variables out of the way. New rows go
 to the driver's executemany.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,22 +22,24 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    FromClause,
     Table,
-    and_,
     any_,
     bindparam,
     func,
-    or_,
+    literal_column,
     select,
     tuple_,
 )
+from sqlalchemy.types import Text
 
 
 def one_of(c: Connection, column: Column[Any], values: Sequence[Any]) -> ColumnElement[bool]:
     """column IN values."""
     if c.dialect.name == "postgresql":
         return column == any_(_array(column, values))
-    return column.in_(values)
+    listed = func.json_each(_json(values)).table_valued("value")
+    return column.in_(select(listed.c.value))
 
 
 def pairs_of(
@@ -43,12 +50,22 @@ def pairs_of(
         firsts = _array(first, [a for a, _ in pairs])
         seconds = _array(second, [b for _, b in pairs])
         return tuple_(first, second).in_(select(func.unnest(firsts), func.unnest(seconds)))
-    # One OR term per first value: SQLite looks each up in the index, where a row-value IN
-    # made it scan the whole index.
-    by_first: dict[Any, list[Any]] = {}
-    for a, b in pairs:
-        by_first.setdefault(a, []).append(b)
-    return or_(*(and_(first == a, second.in_(bs)) for a, bs in by_first.items()))
+    # A row-value IN made SQLite scan the whole (first, second) index. Instead the pairs are
+    # the outer loop of a join that looks each one up in it, and the rows are named by their
+    # primary key.
+    (key,) = first.table.primary_key.columns
+    rows = _alias(first.table)
+    listed = func.json_each(_json(pairs)).table_valued("value")
+    found = (
+        select(rows.c[key.name])
+        .select_from(listed)
+        .join(
+            rows,
+            (rows.c[first.name] == func.json_extract(listed.c.value, _FIRST))
+            & (rows.c[second.name] == func.json_extract(listed.c.value, _SECOND)),
+        )
+    )
+    return key.in_(found)
 
 
 def insert_rows(c: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -104,6 +121,21 @@ def _once(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
             return convert(value)
 
     return converted
+
+
+# JSON paths as constants, not parameters: the planner sees what the join looks up
+_FIRST: ColumnElement[str] = literal_column("'$[0]'")
+_SECOND: ColumnElement[str] = literal_column("'$[1]'")
+
+
+def _json(values: Sequence[Any]) -> Any:
+    return bindparam(None, json.dumps(values), type_=Text())  # tuples become JSON arrays
+
+
+@functools.cache
+def _alias(table: FromClause) -> FromClause:
+    """One alias per table: making one copies every column, each time."""
+    return table.alias()
 
 
 def _array(column: Column[Any], values: Sequence[Any]) -> Any:

@@ -726,17 +726,30 @@ class Store:
 
     # -- per-outlet boilerplate ---------------------------------------------------------------
     def learned_boilerplate(self, outlet_id: int, min_pages: int) -> frozenset[str]:
+        return self.learned_boilerplate_many([outlet_id], min_pages)[0]
+
+    def learned_boilerplate_many(
+        self, outlet_ids: Sequence[int], min_pages: int
+    ) -> list[frozenset[str]]:
+        """Each outlet's learned boilerplate (line keys seen on >= min_pages pages), in one
+        query: a first cycle meets hundreds of outlets at once."""
         unit = self._current()
-        if unit is not None and (outlet_id, min_pages) in unit.learned:
-            return unit.learned[(outlet_id, min_pages)]
-        query = select(boilerplate_lines.c.line_key).where(
-            boilerplate_lines.c.outlet_id == outlet_id, boilerplate_lines.c.pages >= min_pages
-        )
-        with self._read(articles_too=False) as c:
-            learned = frozenset(c.execute(query).scalars())
+        cached = unit.learned if unit is not None else {}
+        missing = [o for o in dict.fromkeys(outlet_ids) if (o, min_pages) not in cached]
+        found: dict[int, set[str]] = {o: set() for o in missing}
+        if missing:
+            b = boilerplate_lines.c
+            with self._read(articles_too=False) as c:
+                for chunk in _chunks(missing, OUTLETS_PER_QUERY):
+                    query = select(b.outlet_id, b.line_key).where(
+                        one_of(c, b.outlet_id, chunk), b.pages >= min_pages
+                    )
+                    for outlet_id, key in c.execute(query):
+                        found[outlet_id].add(key)
+        learned = {o: frozenset(keys) for o, keys in found.items()}
         if unit is not None:
-            unit.learned[(outlet_id, min_pages)] = learned
-        return learned
+            unit.learned.update({(o, min_pages): keys for o, keys in learned.items()})
+        return [learned[o] if o in learned else cached[(o, min_pages)] for o in outlet_ids]
 
     def pages_new_to_outlet(self, outlet_id: int, urls: Sequence[str]) -> set[str]:
         """The URLs the outlet has no source at yet: pages whose lines the learner has not
@@ -827,6 +840,7 @@ class Store:
 
 # Feeds whose entries one statement looks up; each adds a term to the statement.
 FEEDS_PER_QUERY = 100
+OUTLETS_PER_QUERY = 1000
 
 _ENTRY_HASHES = select(
     article_sources.c.feed_id, article_sources.c.guid, article_sources.c.entry_hash

@@ -192,6 +192,10 @@ class ServerFarm:
     def pid(self) -> int:
         return self._proc.pid or 0
 
+    def cpu_seconds(self) -> float:
+        """CPU time the farm's process has used so far (user + system)."""
+        return process_cpu_seconds(self.pid)
+
     def stats(self) -> FarmStats:
         self._conn.send("stats")
         per_host = self._conn.recv()
@@ -217,6 +221,16 @@ class ServerFarm:
 
 
 # -- PostgreSQL scratch databases ------------------------------------------------------------
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (0.0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # fields[0] is field 3 (state): utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_available() -> bool:

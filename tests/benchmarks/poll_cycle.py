@@ -35,7 +35,15 @@ from monitor.domain import Conditional, FetchResult, utcnow
 from monitor.fetch import FEED_ACCEPT, Fetcher
 from monitor.pipeline import CycleSummary, Runtime, poll_cycle
 from monitor.store import Store
-from tests.benchmarks.common import Result, ServerFarm, cli, finish, pg_database, postgres_available
+from tests.benchmarks.common import (
+    Result,
+    ServerFarm,
+    cli,
+    finish,
+    pg_database,
+    postgres_available,
+    process_cpu_seconds,
+)
 from tests.support import Item, rss
 
 HOSTS = 50
@@ -135,6 +143,8 @@ class CycleFigures:
     max_in_flight: int
     errors: dict[str, int]  # failure reason (URL stripped) -> feeds
     retried: int = 0  # feeds that failed and were polled again before the next timed cycle
+    farm_cpu: float = 0.0  # CPU seconds of the loopback server farm's process
+    workers_cpu: float = 0.0  # CPU seconds of the extract pool's worker processes
 
 
 async def _cycles(
@@ -185,6 +195,7 @@ async def _cycles(
                 fetcher.bytes_received = 0
                 prof = cProfile.Profile() if profile else None
                 started, cpu = time.perf_counter(), time.process_time()
+                farm_cpu, workers_cpu = farm.cpu_seconds(), _workers_cpu(pool)
                 if prof:
                     prof.enable()
                 summary = await poll_cycle(rt, ignore_schedule=True)
@@ -192,6 +203,8 @@ async def _cycles(
                     prof.disable()
                 seconds = time.perf_counter() - started
                 cpu = time.process_time() - cpu
+                farm_cpu = farm.cpu_seconds() - farm_cpu
+                workers_cpu = _workers_cpu(pool) - workers_cpu
                 s = farm.stats()
                 errors = Counter(
                     (o.error or "").split(": ", 1)[-1] for o in summary.outcomes if o.error
@@ -208,6 +221,8 @@ async def _cycles(
                         s.statuses,
                         s.max_in_flight_per_host,
                         dict(errors),
+                        farm_cpu=farm_cpu,
+                        workers_cpu=workers_cpu,
                     )
                 )
                 print(
@@ -225,6 +240,12 @@ async def _cycles(
             pool.shutdown()
         store.close()
     return figures[0], figures[1], figures[2]
+
+
+def _workers_cpu(pool: ProcessPoolExecutor | None) -> float:
+    if pool is None:
+        return 0.0
+    return sum(process_cpu_seconds(pid) for pid in pool._processes or {})
 
 
 def _report(
@@ -279,6 +300,11 @@ def _report(
     result.add(
         f"{label}: CPU of the pipeline process, cold / warm / re-fetch",
         f"{cold.cpu:.1f} / {warm.cpu:.1f} / {refetch.cpu:.1f}",
+        "s",
+    )
+    result.add(
+        f"{label}: CPU of the extract workers / of the server farm, cold",
+        f"{cold.workers_cpu:.1f} / {cold.farm_cpu:.1f}",
         "s",
     )
     for name, fig in (("cold", cold), ("warm", warm), ("re-fetch", refetch)):
