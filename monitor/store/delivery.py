@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store.schema import (
     article_sources,
@@ -86,10 +87,19 @@ def route_state(c: Connection, route: str, channel: str, now: datetime) -> Route
         query = query.with_for_update()
     row = c.execute(query).first()
     if row is None:
+        # Two workers planning a new route at once: the second waits for the first's row and
+        # then locks it, instead of failing on the primary key.
         values = {"route": route, "channel": channel, "created_at": now, "digest_until": now}
-        c.execute(insert(routes).values(**values))
+        c.execute(_insert_ignoring_conflicts(c).values(**values))
         row = c.execute(query).one()
     return RouteState(row.route, row.channel, row.created_at, row.last_message_at, row.digest_until)
+
+
+def _insert_ignoring_conflicts(c: Connection) -> Any:
+    dialect = postgresql if c.dialect.name == "postgresql" else sqlite
+    return dialect.insert(routes).on_conflict_do_nothing(
+        index_elements=[routes.c.route, routes.c.channel]
+    )
 
 
 def stories_to_send(
@@ -272,6 +282,22 @@ def claim_outbox(
             .values(lease_owner=owner, lease_until=now + lease)
         )
     return [_outbox_row(r) for r in rows]
+
+
+def renew_lease(c: Connection, outbox_id: int, owner: str, until: datetime) -> bool:
+    """Extend `owner`'s lease on a pending message to `until`, just before sending it; False
+    when it is no longer ours to send (its lease lapsed and another sender claimed it, or that
+    sender has already finished it)."""
+    result = c.execute(
+        update(outbox)
+        .where(
+            outbox.c.id == outbox_id,
+            outbox.c.lease_owner == owner,
+            outbox.c.status == "pending",
+        )
+        .values(lease_until=until)
+    )
+    return result.rowcount == 1
 
 
 def finish_send(
