@@ -380,3 +380,33 @@ def test_two_senders_never_claim_the_same_message(store, clock):
     (taken, *_) = store.claim_outbox("c", clock(), lease, 1)
     assert not store.finish_send(taken.id, "a", clock(), error=None, retry_at=None)
     assert store.finish_send(taken.id, "c", clock(), error=None, retry_at=None)
+
+
+@pytest.mark.postgres
+def test_two_workers_creating_one_route_at_once_both_go_on(pg_url, clock):
+    import threading
+
+    from monitor.store import Store
+    from monitor.store.delivery import route_state
+
+    store = Store.open(pg_url)
+    errors: list[BaseException] = []
+    try:
+        with store.engine.begin() as first:
+            route_state(first, "troops", "desk", clock())  # inserted, not yet committed
+
+            def second() -> None:
+                try:
+                    with store.engine.begin() as c:
+                        route_state(c, "troops", "desk", clock())  # waits for the first
+                except BaseException as err:  # noqa: BLE001 (reported by the assertion)
+                    errors.append(err)
+
+            other = threading.Thread(target=second)
+            other.start()
+            other.join(0.5)
+            assert other.is_alive()  # blocked on the first worker's row
+        other.join(10)
+        assert not other.is_alive() and errors == []
+    finally:
+        store.close()
