@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store.schema import (
@@ -242,6 +242,29 @@ def _log_sent(
     if c.execute(update(log).where(key).values(**values)).rowcount == 0:
         first = {"route": state.route, "story": story.article_id, "channel": state.channel}
         c.execute(insert(log).values(**first, first_sent_at=now, **values))
+
+
+Change = tuple[str, str, int, datetime]  # (watch, "match" or "source", row id, when)
+
+
+def changes_since(c: Connection, since: datetime) -> set[Change]:
+    """Matches made or updated at or after `since`, and sources added then to matched articles
+    (an update may be owed), each as (watch, what, row id, when): the planner compares one
+    look's set with the last to find what is new, late commits included."""
+    matched = select(matches.c.watch, literal("match"), matches.c.id, matches.c.updated_at).where(
+        matches.c.updated_at >= since
+    )
+    carried = (
+        select(
+            matches.c.watch,
+            literal("source"),
+            article_sources.c.id,
+            article_sources.c.first_seen_at,
+        )
+        .join(article_sources, article_sources.c.article_id == matches.c.article_id)
+        .where(article_sources.c.first_seen_at >= since)
+    )
+    return {(w, what, i, when) for w, what, i, when in c.execute(matched.union_all(carried))}
 
 
 def advance_digest(c: Connection, state: RouteState, until: datetime) -> None:
