@@ -106,9 +106,13 @@ def _send_one(
             log.warning("message #%d was sent after its lease lapsed: it may arrive twice", row.id)
         log.info("sent %s #%d to %s: %s", row.kind, row.id, row.channel, row.title)
         return True
+    # what was delivered (Slack's first parts, email's accepted recipients) is not sent again
+    progress = {**({"parts_sent": result.parts_sent} if result.parts_sent else {})}
+    progress |= result.progress or {}
+    content = {**row.content, **progress} if progress else None
     if result.permanent:
         log.error("channel %s refused message #%d for good: %s", row.channel, row.id, result.error)
-        store.finish_send(row.id, owner, now, error=result.error, retry_at=None)
+        store.finish_send(row.id, owner, now, error=result.error, retry_at=None, content=content)
         return False
     delay = backoff_delay(
         row.attempts + 1, settings.retry_base, settings.retry_max, result.retry_after
@@ -121,8 +125,6 @@ def _send_one(
         result.error,
         retry.isoformat(timespec="seconds"),
     )
-    # parts already delivered (a long Slack digest) are not sent again on the retry
-    content = {**row.content, "parts_sent": result.parts_sent} if result.parts_sent else None
     store.finish_send(row.id, owner, now, error=result.error, retry_at=retry, content=content)
     return False
 

@@ -373,10 +373,15 @@ def outbox_rows(c: Connection, status: str | None, limit: int) -> list[OutboxRow
 
 
 def set_status(c: Connection, outbox_id: int, status: str, now: datetime) -> bool:
-    """Retry a failed message (status pending, due now) or discard it (status discarded)."""
+    """Retry a failed message (status pending, due now) or discard it (status discarded). A
+    retry asks again of the email recipients refused for good (the address may be fixed now);
+    those that have the message do not get it again."""
     values: dict[str, Any] = {"status": status}
     if status == "pending":
         values.update(next_attempt_at=now, attempts=0)
+        content = c.execute(select(outbox.c.content).where(outbox.c.id == outbox_id)).scalar()
+        if isinstance(content, dict) and content.get("recipients_refused"):
+            values["content"] = {**content, "recipients_refused": {}}
     result = c.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
     return result.rowcount == 1
 
