@@ -16,6 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.config import Config, ConfigError, Settings, load_config
 from monitor.config.rules import ACTORS_FILE, CHANNELS_FILE, WATCHES_FILE, load_rules
 from monitor.deliver import deliver_plan, deliver_send, user_templates
+from monitor.dispatch import Planner
 from monitor.domain import Clock, utcnow
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.pipeline import Runtime, default_owner, housekeeping, match_queued, poll_feed
@@ -78,6 +79,7 @@ class Daemon:
         self._rt: Runtime | None = None
         self._rules_files: tuple[object, ...] = ()  # what the rule files were when last read
         self._reloading: asyncio.Task[bool] | None = None
+        self._planner = Planner()  # the deliver job's: which routes may owe a message
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT; in-flight feeds finish and commit before it returns."""
@@ -233,7 +235,7 @@ class Daemon:
         if self._rt is None or self.stopping.is_set():
             return
         rt = self._rt
-        queued = await rt.on_db(deliver_plan, rt)
+        queued = await rt.on_db(deliver_plan, rt, self._planner)
         if queued:
             log.info("queued %d messages", len(queued))
         await asyncio.to_thread(deliver_send, rt)

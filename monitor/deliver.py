@@ -7,18 +7,23 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from monitor.dispatch import plan_all, plan_feed_health
+from monitor.dispatch import Planner, plan_all, plan_feed_health
 from monitor.pipeline import Runtime
 from monitor.sender import Send, send_due
 
 
-def deliver_plan(rt: Runtime) -> list[int]:
-    """Queue the messages the routes owe their channels now (immediate groups and digests)."""
+def deliver_plan(rt: Runtime, planner: Planner | None = None) -> list[int]:
+    """Queue the messages the routes owe their channels now (immediate groups and digests):
+    with a planner (the daemon's, kept from tick to tick), only the routes that may owe one;
+    without, every route."""
     if rt.rules is None:
         return []
     active, now, settings = rt.rules, rt.clock(), rt.settings.delivery
     render = functools.partial(_render, templates=rt.templates)
-    queued = plan_all(rt.store, active.rules, settings, now, render, active.since)
+    if planner is None:
+        queued = plan_all(rt.store, active.rules, settings, now, render, active.since)
+    else:
+        queued = planner.plan(rt.store, active.rules, settings, now, render, active.since)
     if settings.feed_health:  # feeds failing for long, and their recoveries
         channels = active.rules.channels
         health = functools.partial(
@@ -49,4 +54,5 @@ def deliver_send(rt: Runtime, send: Send | None = None) -> tuple[int, int]:
 
         send = apprise_send
     channels = rt.rules.rules.channels
-    return send_due(rt.store, channels, rt.settings.delivery, rt.owner, rt.clock(), send)
+    settings = rt.settings.delivery
+    return send_due(rt.store, channels, settings, rt.owner, rt.clock(), send, clock=rt.clock)

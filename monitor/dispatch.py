@@ -73,12 +73,32 @@ def select_stories(
 def immediate_due(state: RouteState, pending: Sequence[Story], t: Timing, now: datetime) -> bool:
     """A burst waits group_wait from its first match; after a message, the next waits until
     group_interval has passed."""
+    due = immediate_due_at(state, pending, t)
+    return due is not None and now >= due
+
+
+def immediate_due_at(state: RouteState, pending: Sequence[Story], t: Timing) -> datetime | None:
+    """When the pending stories' message falls due (None: nothing pending)."""
     if not pending:
-        return False
+        return None
     due = min(s.matched_at for s in pending) + t.group_wait
     if state.last_message_at is not None:
         due = max(due, state.last_message_at + t.group_interval)
-    return now >= due
+    return due
+
+
+def repeat_due_at(stories: Sequence[Story], chosen: Sequence[Story], t: Timing) -> datetime | None:
+    """The earliest time a story matched again since it was sent, and not chosen now, may be
+    sent again (repeat_interval after it was sent); None if there is none."""
+    taken = {s.article_id for s in chosen}
+    times = [
+        s.last_sent_at + t.repeat_interval
+        for s in stories
+        if s.article_id not in taken
+        and s.last_sent_at is not None
+        and s.matched_at > s.last_sent_at
+    ]
+    return min(times, default=None)
 
 
 def digest_due(cron: str, timezone: str, covered_until: datetime, now: datetime) -> datetime | None:
@@ -94,6 +114,13 @@ def digest_due(cron: str, timezone: str, covered_until: datetime, now: datetime)
         last = fire
         fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
     return last
+
+
+def next_digest(cron: str, timezone: str, after: datetime) -> datetime | None:
+    """The digest's first fire time after `after`."""
+    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    fire: datetime | None = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    return fire
 
 
 def compose(
@@ -169,6 +196,16 @@ def _title(watch: str, kind: str, new: int, updated: int) -> str:
 Render = Callable[[Message, str], Any]
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What planning a route did: the message it queued, if any, and when the route must be
+    looked at again even if nothing changes (a group waiting, a digest's next fire time, a story
+    matched again that may be repeated); None: only a change can make it owe something."""
+
+    outbox_id: int | None
+    wake: datetime | None
+
+
 def plan_route(
     c: Connection,
     watch: WatchSpec,
@@ -177,29 +214,37 @@ def plan_route(
     now: datetime,
     render: Render,
     since: datetime | None = None,
-) -> int | None:
-    """Queue the message this route owes its channel now, if any; returns its outbox id.
+) -> Planned:
+    """Queue the message this route owes its channel now, if any.
     `since`: when the watch was first seen (a new route starts there, not at its first plan)."""
     state = route_state(c, watch.name, channel.name, min(since or now, now))
     t = timing(watch.delivery, defaults)
     cron = watch.delivery.digest
     if cron is not None:
-        fired = digest_due(cron, channel.timezone, state.digest_until or state.created_at, now)
+        covered = state.digest_until or state.created_at
+        fired = digest_due(cron, channel.timezone, covered, now)
         if fired is None:
-            return None
+            return Planned(None, next_digest(cron, channel.timezone, covered))
+        wake = next_digest(cron, channel.timezone, fired)
         new, updated = select_stories(read_stories(c, state, now - LOOKBACK, fired), t, now)
         if not new and not updated:
             advance_digest(c, state, fired)
-            return None
+            return Planned(None, wake)
         kind, until = "digest", fired
     else:
-        new, updated = select_stories(read_stories(c, state, now - LOOKBACK), t, now)
-        if not immediate_due(state, [*new, *updated], t, now):
-            return None
+        stories = read_stories(c, state, now - LOOKBACK)
+        new, updated = select_stories(stories, t, now)
+        due = immediate_due_at(state, [*new, *updated], t)
+        if due is None or now < due:
+            return Planned(
+                None, min(filter(None, (due, repeat_due_at(stories, [], t))), default=None)
+            )
+        wake = repeat_due_at(stories, [*new, *updated], t)
         kind, until = ("alert" if new else "update"), None
     message = compose(watch.name, channel, kind, new, updated, now)
     content = _content(render(message, channel.format), channel.format)
-    return enqueue(c, state, kind, [*new, *updated], message.title, content, now, until)
+    outbox_id = enqueue(c, state, kind, [*new, *updated], message.title, content, now, until)
+    return Planned(outbox_id, wake)
 
 
 def _content(rendered: Any, fmt: str) -> dict[str, Any]:
@@ -216,8 +261,44 @@ def _plan(
     render: Render,
     since: datetime | None,
     c: Connection,
-) -> int | None:
+) -> Planned:
     return plan_route(c, watch, channel, defaults, now, render, since)
+
+
+Route = tuple[WatchSpec, ChannelSpec]
+
+
+def _routes(rules: RuleSet) -> dict[tuple[str, str], Route]:
+    """Every (watch, channel) of the rules, by name."""
+    found = {}
+    for watch in rules.watches:
+        for name in watch.delivery.channels:
+            channel = rules.channels.get(name)
+            if channel is not None:  # the config check refuses this; a reload may be under way
+                found[(watch.name, name)] = (watch, channel)
+    return found
+
+
+def _plan_routes(
+    store: Store,
+    routes: Sequence[Route],
+    defaults: DeliverySettings,
+    now: datetime,
+    render: Render,
+    since: dict[str, datetime] | None,
+) -> list[tuple[Route, Planned | None]]:
+    """Each route planned in its own transaction; a route that fails is logged (None)."""
+    done: list[tuple[Route, Planned | None]] = []
+    for watch, channel in routes:
+        plan = functools.partial(
+            _plan, watch, channel, defaults, now, render, (since or {}).get(watch.name)
+        )
+        try:
+            done.append(((watch, channel), store.plan(plan)))
+        except Exception:
+            log.exception("route %s -> %s: could not plan its message", watch.name, channel.name)
+            done.append(((watch, channel), None))
+    return done
 
 
 def plan_all(
@@ -230,24 +311,90 @@ def plan_all(
 ) -> list[int]:
     """Every route's due message queued, each route in its own transaction; returns the new
     outbox ids. A route that fails is logged and tried again next time."""
-    queued = []
-    for watch in rules.watches:
-        for name in watch.delivery.channels:
-            channel = rules.channels.get(name)
-            if channel is None:
-                continue  # the config check refuses this; a reload may be under way
-            try:
-                outbox_id = store.plan(
-                    functools.partial(
-                        _plan, watch, channel, defaults, now, render, (since or {}).get(watch.name)
-                    )
-                )
-            except Exception:
-                log.exception("route %s -> %s: could not plan its message", watch.name, name)
-                continue
-            if outbox_id is not None:
-                queued.append(outbox_id)
-    return queued
+    planned = _plan_routes(store, list(_routes(rules).values()), defaults, now, render, since)
+    return [p.outbox_id for _, p in planned if p is not None and p.outbox_id is not None]
+
+
+SWEEP_EVERY = timedelta(minutes=5)  # the planner's safety net: every route looked at
+CHANGE_MARGIN = timedelta(seconds=30)  # matches committed this late are still noticed
+
+
+class Planner:
+    """Plans only the routes that may owe a message, so a tick costs what changed, not what
+    is configured: at start, after a reload and every `sweep_every` every route (a safety net,
+    and how another worker's leftovers are found); in between, one query for the matches made
+    or updated and the sources added to matched articles since the last tick (looking `margin`
+    further back, for transactions that committed late; a change already seen by the last look
+    does not count twice), whose watches' routes are planned, plus the routes whose time has come
+    (a group's group_wait or group_interval, a digest's cron fire time, a repeat), remembered
+    in memory from the last time each was planned.
+
+    Several workers may each run one: a route planned by two is still planned once at a time
+    (its row is locked) and the notification log keeps a story from going out twice."""
+
+    def __init__(self, sweep_every: timedelta = SWEEP_EVERY, margin: timedelta = CHANGE_MARGIN):
+        self.sweep_every = sweep_every
+        self.margin = margin
+        self._rules: RuleSet | None = None
+        self._defaults: DeliverySettings | None = None
+        self._swept_at: datetime | None = None
+        self._looked_at: datetime | None = None  # changes since then (- margin) not yet seen
+        self._wake: dict[tuple[str, str], datetime] = {}  # route -> when to plan it anyway
+        self._seen: set[delivery.Change] = set()  # the changes found by the last look
+
+    def plan(
+        self,
+        store: Store,
+        rules: RuleSet,
+        defaults: DeliverySettings,
+        now: datetime,
+        render: Render,
+        since: dict[str, datetime] | None = None,
+    ) -> list[int]:
+        """Queue the messages due now; returns the new outbox ids."""
+        routes = _routes(rules)
+        if self._sweep_due(rules, defaults, now):
+            chosen = list(routes)
+            self._wake.clear()
+            self._seen = set()  # every route is planned now: what changed before is covered
+            self._rules, self._defaults, self._swept_at = rules, defaults, now
+        else:
+            assert self._looked_at is not None
+            # a read-only connection: on SQLite it reads a snapshot without the write lock
+            with store.engine.connect().execution_options(monitor_read_only=True) as c:
+                seen = delivery.changes_since(c, self._looked_at - self.margin)
+            changed = {watch for watch, *_ in seen - self._seen}
+            self._seen = seen
+            chosen = [
+                key
+                for key, (watch, _) in routes.items()
+                # a digest's stories wait for its fire time, whatever changes
+                if (key[0] in changed and watch.delivery.digest is None)
+                or ((wake := self._wake.get(key)) is not None and wake <= now)
+            ]
+        self._looked_at = now
+        queued = []
+        planned = _plan_routes(store, [routes[k] for k in chosen], defaults, now, render, since)
+        for (watch, channel), done in planned:
+            key = (watch.name, channel.name)
+            wake = now if done is None else done.wake  # a route that failed: again next tick
+            if wake is None:
+                self._wake.pop(key, None)
+            else:
+                self._wake[key] = wake
+            if done is not None and done.outbox_id is not None:
+                queued.append(done.outbox_id)
+        return queued
+
+    def _sweep_due(self, rules: RuleSet, defaults: DeliverySettings, now: datetime) -> bool:
+        return (
+            self._swept_at is None
+            or self._looked_at is None
+            or rules is not self._rules
+            or defaults is not self._defaults
+            or now < self._swept_at  # the clock went back
+            or now - self._swept_at >= self.sweep_every
+        )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,10 +2,16 @@
 and record the outcome (sent, retried with capped backoff, or failed for good).
 
 Holding never drops a message: it only moves its next attempt. The clock, the store and the
-send function are passed in."""
+send function are passed in.
+
+Several senders may share one database (PostgreSQL): a claim leases a batch of messages, and each
+message's lease is renewed just before it is sent, so a batch that takes longer to send than the
+lease lasts (a slow channel) never has its tail sent by two senders: once a lease has lapsed and
+another sender took the message, the renewal fails and this sender skips it."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
@@ -15,7 +21,7 @@ from zoneinfo import ZoneInfo
 from monitor.config import DeliverySettings
 from monitor.rules.spec import ChannelSpec
 from monitor.schedule import backoff_delay
-from monitor.store import Store
+from monitor.store import Store, delivery
 from monitor.store.delivery import OutboxRow
 
 if TYPE_CHECKING:
@@ -55,12 +61,16 @@ def send_due(
     now: datetime,
     send: Send,
     limit: int = 20,
+    clock: Callable[[], datetime] | None = None,
 ) -> tuple[int, int]:
-    """Send what is due; returns (sent, not sent this time)."""
+    """Send what is due as of `now`; returns (sent, not sent this time). `clock` tells the time
+    as each message is sent (its lease renewed, its outcome recorded); by default, `now`."""
     claimed = store.claim_outbox(owner, now, settings.lease, limit)
     sent = 0
     for row in claimed:
-        if _send_one(store, row, channels.get(row.channel), settings, owner, now, send):
+        if _send_one(
+            store, row, channels.get(row.channel), settings, owner, clock or (lambda: now), send
+        ):
             sent += 1
     return sent, len(claimed) - sent
 
@@ -71,9 +81,10 @@ def _send_one(
     channel: ChannelSpec | None,
     settings: DeliverySettings,
     owner: str,
-    now: datetime,
+    clock: Callable[[], datetime],
     send: Send,
 ) -> bool:
+    now = clock()
     if channel is None:  # removed from channels.yaml: kept, in case it comes back
         error = f"channel {row.channel!r} is not in channels.yaml; kept for when it is back"
         store.finish_send(row.id, owner, now, error=error, retry_at=now + settings.retry_max)
@@ -82,15 +93,26 @@ def _send_one(
     if held is not None:
         store.finish_send(row.id, owner, now, error=None, retry_at=held, counts=False)
         return False
+    renew = functools.partial(delivery.renew_lease, outbox_id=row.id, owner=owner)
+    if not store.plan(lambda c: renew(c, until=now + settings.lease)):
+        log.info("message #%d: its lease lapsed and another sender has it now", row.id)
+        return False
     # the key names the message the same way on every retry (an email's Message-ID)
     result = send(channel, {**row.content, "key": f"outbox-{row.id}"})
+    now = clock()
     if result.ok:
-        store.finish_send(row.id, owner, now, error=None, retry_at=None)
+        if not store.finish_send(row.id, owner, now, error=None, retry_at=None):
+            # the send outlasted the lease and another sender took the message over
+            log.warning("message #%d was sent after its lease lapsed: it may arrive twice", row.id)
         log.info("sent %s #%d to %s: %s", row.kind, row.id, row.channel, row.title)
         return True
+    # what was delivered (Slack's first parts, email's accepted recipients) is not sent again
+    progress = {**({"parts_sent": result.parts_sent} if result.parts_sent else {})}
+    progress |= result.progress or {}
+    content = {**row.content, **progress} if progress else None
     if result.permanent:
         log.error("channel %s refused message #%d for good: %s", row.channel, row.id, result.error)
-        store.finish_send(row.id, owner, now, error=result.error, retry_at=None)
+        store.finish_send(row.id, owner, now, error=result.error, retry_at=None, content=content)
         return False
     delay = backoff_delay(
         row.attempts + 1, settings.retry_base, settings.retry_max, result.retry_after
@@ -103,8 +125,6 @@ def _send_one(
         result.error,
         retry.isoformat(timespec="seconds"),
     )
-    # parts already delivered (a long Slack digest) are not sent again on the retry
-    content = {**row.content, "parts_sent": result.parts_sent} if result.parts_sent else None
     store.finish_send(row.id, owner, now, error=result.error, retry_at=retry, content=content)
     return False
 

@@ -8,10 +8,11 @@ import json
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from monitor.config import DeliverySettings
 from monitor.demo.server import LoopbackServer, Route
-from monitor.dispatch import digest_due, plan_all
+from monitor.dispatch import Planner, digest_due, plan_all
 from monitor.notify import SendResult, redact, send
 from monitor.rules.active import ActiveRules, definitions, match_stored
 from monitor.rules.compiler import compile_rules
@@ -39,7 +40,13 @@ def rules_with(delivery: Delivery, channel: ChannelSpec = CONSOLE) -> RuleSet:
 
 
 class Desk:
-    """A store with one feed, watches that match, and helpers to add stories and plan."""
+    """A store with one feed, watches that match, and helpers to add stories and plan.
+
+    `incremental`: plan as the daemon does, with a Planner that started when the desk did and
+    never sweeps again (so each decision below is made from what changed and what it
+    remembered); otherwise plan_all, every route each time."""
+
+    incremental = False  # set by the `planning` fixture
 
     def __init__(self, store, clock, rules: RuleSet) -> None:
         self.store, self.clock, self.rules = store, clock, rules
@@ -49,6 +56,9 @@ class Desk:
         since = store.register_watches(definitions(rules), clock())
         self.active = ActiveRules(compile_rules(rules), since)
         self.n = 0
+        self.planner = Planner(sweep_every=timedelta(days=3650)) if self.incremental else None
+        if self.planner is not None:
+            assert self.plan() == []  # the daemon's first tick: every route, nothing due yet
 
     def story(self, text: str = "Russia moved troops to the border.", feed=None) -> None:
         self.n += 1
@@ -61,11 +71,24 @@ class Desk:
 
     def plan(self) -> list[int]:
         since = self.active.since
+        if self.planner is not None:
+            return self.planner.plan(
+                self.store, self.rules, DEFAULTS, self.clock(), text_render, since
+            )
         return plan_all(self.store, self.rules, DEFAULTS, self.clock(), text_render, since)
 
 
+@pytest.fixture(params=["every route", "incremental"])
+def planning(request, monkeypatch):
+    """Plan with plan_all, and again with the daemon's incremental Planner."""
+    monkeypatch.setattr(Desk, "incremental", request.param == "incremental")
+
+
+both_planners = pytest.mark.usefixtures("planning")
+
+
 @pytest.fixture
-def immediate(store, clock):
+def immediate(store, clock, planning):
     return Desk(store, clock, rules_with(Delivery(("desk",), group_wait=timedelta(seconds=30))))
 
 
@@ -119,6 +142,7 @@ def test_a_story_that_gains_an_outlet_is_sent_again_as_an_update(immediate, cloc
     assert "+1 source: AP" in update.content["text"]
 
 
+@both_planners
 def test_updates_can_be_turned_off(store, clock):
     desk = Desk(
         store, clock, rules_with(Delivery(("desk",), group_wait=timedelta(0), updates=False))
@@ -151,6 +175,7 @@ def test_a_first_poll_never_alerts(immediate, clock):
     assert immediate.plan() == [] and immediate.store.matches()  # matched, never sent
 
 
+@both_planners
 def test_a_digest_covers_what_matched_since_the_previous_one(store, clock):
     clock.now = datetime(2022, 1, 20, 6, 0, tzinfo=UTC)
     desk = Desk(store, clock, rules_with(Delivery(("desk",), digest="0 7 * * *")))
@@ -165,6 +190,7 @@ def test_a_digest_covers_what_matched_since_the_previous_one(store, clock):
     assert desk.plan() == []  # nothing new: no empty digest
 
 
+@both_planners
 def test_a_digest_due_while_the_daemon_was_down_is_sent_at_start_once(store, clock):
     clock.now = datetime(2022, 1, 20, 6, 0, tzinfo=UTC)
     desk = Desk(store, clock, rules_with(Delivery(("desk",), digest="0 * * * *")))
@@ -341,6 +367,7 @@ def test_parts_of_a_message_already_delivered_are_not_sent_again(store, clock):
     assert seen == [None, 2] and store.outbox()[0].status == "sent"
 
 
+@both_planners
 def test_a_revision_that_matches_new_terms_is_sent_again_as_an_update(store, clock):
     watch = WatchSpec(
         "troops",
@@ -380,3 +407,133 @@ def test_two_senders_never_claim_the_same_message(store, clock):
     (taken, *_) = store.claim_outbox("c", clock(), lease, 1)
     assert not store.finish_send(taken.id, "a", clock(), error=None, retry_at=None)
     assert store.finish_send(taken.id, "c", clock(), error=None, retry_at=None)
+
+
+@pytest.mark.postgres
+def test_two_workers_creating_one_route_at_once_both_go_on(pg_url, clock):
+    import threading
+
+    from monitor.store import Store
+    from monitor.store.delivery import route_state
+
+    store = Store.open(pg_url)
+    errors: list[BaseException] = []
+    try:
+        with store.engine.begin() as first:
+            route_state(first, "troops", "desk", clock())  # inserted, not yet committed
+
+            def second() -> None:
+                try:
+                    with store.engine.begin() as c:
+                        route_state(c, "troops", "desk", clock())  # waits for the first
+                except BaseException as err:  # noqa: BLE001 (reported by the assertion)
+                    errors.append(err)
+
+            other = threading.Thread(target=second)
+            other.start()
+            other.join(0.5)
+            assert other.is_alive()  # blocked on the first worker's row
+        other.join(10)
+        assert not other.is_alive() and errors == []
+    finally:
+        store.close()
+
+
+@both_planners
+def test_a_story_matched_again_is_repeated_only_after_repeat_interval(store, clock):
+    desk = Desk(store, clock, rules_with(Delivery(("desk",), group_wait=timedelta(0))))
+    desk.story("Russia moved troops.")
+    assert len(desk.plan()) == 1
+    clock.advance(hours=1)
+    # the page changed and changed back: matched again, with nothing new to tell
+    blank = article("https://x/1", text="x" * 300)
+    store.ingest(desk.feed, "g1", "h2", "https://x/1", blank, clock())
+    edited = article("https://x/1", text="Russia moved troops. Story number 1. " * 5)
+    store.ingest(desk.feed, "g1", "h3", "https://x/1", edited, clock())
+    store.match_pending(lambda arts: match_stored(desk.active, arts), clock())
+    assert desk.plan() == []  # sent an hour ago: repeat_interval is 4 h
+    clock.advance(hours=2, minutes=59)
+    assert desk.plan() == []
+    clock.advance(minutes=1)  # 4 h after it was sent, and nothing else happened meanwhile
+    (queued,) = desk.plan()
+    assert store.outbox()[0].kind == "alert" and desk.plan() == []
+
+
+class Statements:
+    """Counts what a store's engine sends to the database."""
+
+    def __init__(self, store) -> None:
+        self.texts: list[str] = []
+        self.routes: set[tuple[str, ...]] = set()
+        event.listen(store.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.texts.append(statement)
+        if "FROM routes" in statement:  # planning a route reads (and locks) its row
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            self.routes.add(tuple(values))
+
+    def routes_planned(self) -> int:
+        """Routes planned since the last call."""
+        planned = len(self.routes)
+        self.texts.clear()
+        self.routes.clear()
+        return planned
+
+    def count(self) -> int:
+        n = len(self.texts)
+        self.texts.clear()
+        return n
+
+
+def test_a_quiet_tick_plans_no_route_and_a_new_match_still_goes_out_on_time(store, clock):
+    many = tuple(
+        WatchSpec(f"watch-{i}", parse_query(f"keyword{i}"), delivery=Delivery(("desk",)))
+        for i in range(40)
+    )
+    troops = WatchSpec("troops", parse_query("troops"), delivery=Delivery(("desk",)))
+    digests = tuple(
+        WatchSpec(
+            f"daily-{i}", parse_query(f"topic{i}"), delivery=Delivery(("desk",), digest="0 9 * * *")
+        )
+        for i in range(10)
+    )
+    desk = Desk(store, clock, RuleSet(ACTORS, (*many, troops, *digests), {"desk": CONSOLE}))
+    desk.planner = Planner()
+    statements = Statements(store)
+
+    assert desk.plan() == []  # the first tick plans every route
+    assert statements.routes_planned() == 51
+    for _ in range(5):  # quiet ticks: one query for changes, no route planned
+        clock.advance(seconds=2)
+        assert desk.plan() == []
+        assert statements.count() <= 2
+    desk.story()  # matches troops only
+    matched = clock()
+    queued, planned = [], []
+    while clock() < matched + timedelta(seconds=40):
+        clock.advance(seconds=2)
+        queued += [clock() - matched for _ in desk.plan()]
+        planned.append(statements.routes_planned())
+    # group_wait is 30 s: the tick at 30 s queues the alert, once
+    assert queued == [DEFAULTS.group_wait]
+    # the troops route alone, when its match is seen (2 s) and when its group is due (30 s)
+    assert planned == [1 if tick in (0, 14) else 0 for tick in range(20)]
+    (row,) = store.outbox()
+    assert (row.route, row.kind) == ("troops", "alert")
+
+
+def test_a_digest_goes_out_at_its_fire_time_without_any_route_planned_before(store, clock):
+    clock.now = datetime(2022, 1, 20, 8, 58, tzinfo=UTC)
+    desk = Desk(store, clock, rules_with(Delivery(("desk",), digest="0 9 * * *")))
+    desk.planner = Planner()
+    assert desk.plan() == []  # start: every route
+    desk.story()
+    statements = Statements(store)
+    while clock() < datetime(2022, 1, 20, 8, 59, 58, tzinfo=UTC):
+        clock.advance(seconds=2)
+        assert desk.plan() == []
+    assert statements.routes_planned() == 0  # a new match does not make a digest plan
+    clock.advance(seconds=2)  # 09:00:00
+    (queued,) = desk.plan()
+    assert store.outbox()[0].kind == "digest"

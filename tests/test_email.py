@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -173,6 +174,108 @@ def test_a_recipient_refused_among_accepted_ones_is_reported(smtp_server: Any) -
     assert not result.ok and result.permanent
     assert result.error is not None and "the others have it" in result.error
     assert inbox.messages[0].rcpt_tos == ["desk@ex.org"]
+
+
+def with_progress(content: dict[str, Any], result: Any) -> dict[str, Any]:
+    """The content as the sender keeps it on the outbox row after this result."""
+    return json.loads(json.dumps({**content, **(result.progress or {})}))
+
+
+def test_a_recipient_refused_for_now_gets_the_retry_and_the_others_do_not(
+    smtp_server: Any,
+) -> None:
+    inbox = Inbox(refuse={"busy@example.org": "450 Mailbox busy"})
+    port = smtp_server(inbox)
+    url = (
+        f"mailto://127.0.0.1:{port}?from=alerts@monitor.example"
+        "&to=desk@example.org,busy@example.org&bcc=archive@example.org"
+    )
+    content = outbox_content()
+
+    first = send_email(channel(url), content, now=NOW)
+    inbox.refuse.clear()  # the mailbox is free again
+    second = send_email(channel(url), with_progress(content, first), now=NOW)
+
+    assert not first.ok and not first.permanent  # a 4xx: worth a retry
+    assert first.error is not None and "busy@example.org: 450" in first.error
+    assert first.progress == {
+        "recipients_sent": ["desk@example.org", "archive@example.org"],
+        "recipients_refused": {},
+    }
+    assert second.ok, second.error
+    assert [sorted(m.rcpt_tos) for m in inbox.messages] == [
+        ["archive@example.org", "desk@example.org"],
+        ["busy@example.org"],  # only the one that did not have it
+    ]
+    ids = {message_from_bytes(m.original_content or b"")["Message-ID"] for m in inbox.messages}
+    assert ids == {"<outbox-17@monitor.example>"}
+    to = message_from_bytes(inbox.messages[1].original_content or b"")["To"]
+    assert to == "desk@example.org, busy@example.org"  # the same message, headers and all
+
+
+def test_a_recipient_refused_for_good_is_permanent_for_it_alone(smtp_server: Any) -> None:
+    inbox = Inbox(
+        refuse={"nobody@example.org": "550 No such user", "busy@example.org": "451 Later"}
+    )
+    port = smtp_server(inbox)
+    to = "desk@example.org,nobody@example.org,busy@example.org"
+    url = f"mailto://127.0.0.1:{port}?from=alerts@monitor.example&to={to}"
+    content = outbox_content()
+
+    first = send_email(channel(url), content, now=NOW)
+    del inbox.refuse["busy@example.org"]
+    second = send_email(channel(url), with_progress(content, first), now=NOW)
+
+    assert not first.ok and not first.permanent  # busy may take it later
+    assert first.progress is not None
+    assert first.progress["recipients_refused"] == {"nobody@example.org": "550 No such user"}
+    # busy got it; nobody was not asked again; what is left can never pass
+    assert not second.ok and second.permanent
+    assert second.error is not None and "nobody@example.org: 550 No such user" in second.error
+    assert "busy" not in second.error and "the others have it: 2 of 3" in second.error
+    assert [m.rcpt_tos for m in inbox.messages] == [["desk@example.org"], ["busy@example.org"]]
+
+
+def test_the_outbox_keeps_who_has_an_email_so_a_retry_sends_it_to_no_one_twice(
+    smtp_server: Any, store: Any, clock: Any
+) -> None:
+    from monitor.config import DeliverySettings
+    from monitor.notify import send
+    from monitor.sender import send_due
+    from monitor.store.delivery import enqueue, route_state
+
+    inbox = Inbox(refuse={"busy@example.org": "452 Too many recipients for now"})
+    port = smtp_server(inbox)
+    url = f"mailto://127.0.0.1:{port}?from=alerts@monitor.example&to=desk@ex.org,busy@example.org"
+    channels = {"team-email": channel(url)}
+    settings = DeliverySettings()
+    content = {k: v for k, v in outbox_content().items() if k != "key"}
+    with store.engine.begin() as c:
+        state = route_state(c, "troops", "team-email", clock())
+        outbox_id = enqueue(c, state, "alert", [], "troops: 3 new articles", content, clock())
+
+    assert send_due(store, channels, settings, "w1", clock(), send) == (0, 1)
+    (row,) = store.outbox()
+    assert (row.id, row.status) == (outbox_id, "pending")
+    assert row.content["recipients_sent"] == ["desk@ex.org"]
+    inbox.refuse.clear()
+    clock.advance(minutes=1)
+    assert send_due(store, channels, settings, "w1", clock(), send) == (1, 0)
+    assert store.outbox()[0].status == "sent"
+    assert [m.rcpt_tos for m in inbox.messages] == [["desk@ex.org"], ["busy@example.org"]]
+
+    # a recipient refused for good fails the message; `monitor outbox --retry` asks again of
+    # that one only (its address may have been fixed), never of those that have it
+    inbox.refuse["busy@example.org"] = "550 No such user"
+    with store.engine.begin() as c:
+        again = enqueue(c, state, "alert", [], "troops: 1 new article", content, clock())
+    assert send_due(store, channels, settings, "w1", clock(), send) == (0, 1)
+    failed = next(r for r in store.outbox() if r.id == again)
+    assert failed.status == "failed" and "busy@example.org: 550" in (failed.last_error or "")
+    inbox.refuse.clear()
+    assert store.set_outbox_status(again, "pending", clock())
+    assert send_due(store, channels, settings, "w1", clock(), send) == (1, 0)
+    assert [m.rcpt_tos for m in inbox.messages][2:] == [["desk@ex.org"], ["busy@example.org"]]
 
 
 def test_a_wrong_password_is_permanent_and_never_shown(smtp_server: Any) -> None:

@@ -59,7 +59,7 @@ def test_migrations_create_every_table_at_the_newest_revision(store):
         "alembic_version",
     } <= tables
     with store.engine.connect() as c:
-        assert c.execute(text("select version_num from alembic_version")).scalar() == "0007"
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0008"
 
 
 def test_upgrading_from_the_first_schema_keeps_existing_rows(db_url, clock):

@@ -36,6 +36,9 @@ class SendResult:
     permanent: bool = False  # a retry cannot help
     retry_after: float | None = None  # seconds the channel asked us to wait (HTTP 429)
     parts_sent: int | None = None  # of a message in parts (Slack), those delivered: not resent
+    # what of the message was delivered or refused for good, kept on the outbox row's content
+    # so a retry skips it (email: the recipients that have it, and those refused with a 5xx)
+    progress: dict[str, Any] | None = None
 
 
 def send(

@@ -18,10 +18,15 @@ The channel URL keeps apprise's syntax, parsed by apprise itself
 Failures (RFC 5321 4.2.1: 4yz transient, 5yz permanent): a network error, a timeout, a
 dropped connection or any 4xx reply is retried; a refused login, a 5xx reply, a server without
 the STARTTLS or AUTH the URL asks for, a non-ASCII password, or a URL or message we cannot
-build is permanent. When
-only some recipients are refused, the others already have the message: the result says it
-failed, permanent if every refusal was 5xx; a retry sends to all again with the same Message-ID.
-Error texts never hold the URL, user or password."""
+build is permanent.
+
+Recipients one by one: when the server accepts some recipients (RCPT TO) and refuses others,
+the accepted ones have the message once DATA is accepted. The result's `progress` names them
+(`recipients_sent`) and those refused with a 5xx (`recipients_refused`, address -> reply); the
+sender keeps both on the outbox row, and the next attempt sends only to the rest, with the same
+Message-ID and headers (To and Cc still list everyone). A 4xx refusal is retried; once only 5xx
+refusals are left the result is permanent, and names them. Error texts never hold the URL, user
+or password."""
 
 from __future__ import annotations
 
@@ -118,10 +123,15 @@ def send_email(
     except ValueError as e:
         error = redact(f"cannot build the email: {e}", channel.url)
         return SendResult(False, error, permanent=True)
+    sent = _addresses(content.get("recipients_sent"))
+    refused_before = _refusals(content.get("recipients_refused"))
+    to = [a for a in target.envelope if a not in sent and a not in refused_before]
+    if not to:  # everyone has it, or was refused for good
+        return _outcome(target, sent, refused_before, {}, channel.url)
     try:
-        refused = _submit(target, message, timeout)
+        refused = _submit(target, message, to, timeout)
     except smtplib.SMTPRecipientsRefused as e:
-        return _refused(e.recipients, channel.url, everyone=True)
+        refused = dict(e.recipients)  # every one of them
     except smtplib.SMTPNotSupportedError as e:  # no STARTTLS or AUTH: the URL must change
         return SendResult(False, redact(f"SMTP server: {e}", channel.url), permanent=True)
     except smtplib.SMTPResponseException as e:  # incl. auth, sender refused, DATA refused
@@ -134,9 +144,39 @@ def send_email(
     except (smtplib.SMTPException, OSError) as e:  # refused, timed out, dropped, TLS failed
         error = redact(f"cannot reach the SMTP server: {type(e).__name__}: {e}", channel.url)
         return SendResult(False, error)
-    if refused:
-        return _refused(refused, channel.url, everyone=False)
-    return SendResult(True)
+    sent = [*sent, *(a for a in to if a not in refused)]
+    return _outcome(target, sent, refused_before, refused, channel.url)
+
+
+def _outcome(
+    target: EmailTarget,
+    sent: list[str],
+    refused_before: dict[str, str],
+    refused_now: dict[str, tuple[int, bytes]],
+    url: str,
+) -> SendResult:
+    """What a send achieved, counting the attempts before it: done when every recipient has
+    the message; else retried while a refusal may pass (4xx), else permanent."""
+    for_good = {**refused_before}
+    for_good |= {a: f"{c} {_text(r)}" for a, (c, r) in refused_now.items() if 500 <= c < 600}
+    transient = {a: f"{c} {_text(r)}" for a, (c, r) in refused_now.items() if not 500 <= c < 600}
+    if not transient and not for_good:
+        return SendResult(True)
+    progress = {"recipients_sent": sent, "recipients_refused": for_good}
+    detail = "; ".join(f"{a}: {reply}" for a, reply in {**transient, **for_good}.items())
+    others = f" (the others have it: {len(sent)} of {len(target.envelope)})" if sent else ""
+    error = redact(f"SMTP server refused {detail}{others}", url)
+    return SendResult(False, error, permanent=not transient, progress=progress)
+
+
+def _addresses(value: Any) -> list[str]:
+    return [a for a in value if isinstance(a, str)] if isinstance(value, list) else []
+
+
+def _refusals(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {a: str(reply) for a, reply in value.items() if isinstance(a, str)}
 
 
 def _message(target: EmailTarget, content: dict[str, Any], now: datetime) -> EmailMessage:
@@ -165,7 +205,7 @@ def _message(target: EmailTarget, content: dict[str, Any], now: datetime) -> Ema
 
 
 def _submit(
-    target: EmailTarget, message: EmailMessage, timeout: float
+    target: EmailTarget, message: EmailMessage, to: list[str], timeout: float
 ) -> dict[str, tuple[int, bytes]]:
     context = ssl.create_default_context()
     if not target.verify:
@@ -181,23 +221,13 @@ def _submit(
             smtp.starttls(context=context)
         if target.user and target.password:
             smtp.login(target.user, target.password)
-        return smtp.send_message(message, from_addr=target.sender_address, to_addrs=target.envelope)
+        return smtp.send_message(message, from_addr=target.sender_address, to_addrs=to)
     finally:
         # not `with`: its QUIT raises on an odd reply after the message was accepted
         try:
             smtp.quit()
         except (smtplib.SMTPException, OSError):
             smtp.close()
-
-
-def _refused(recipients: dict[str, tuple[int, bytes]], url: str, *, everyone: bool) -> SendResult:
-    codes = [code for code, _ in recipients.values()]
-    detail = "; ".join(
-        f"{addr}: {code} {_text(reply)}" for addr, (code, reply) in recipients.items()
-    )
-    some = "all recipients" if everyone else "some recipients (the others have it)"
-    error = redact(f"SMTP server refused {some}: {detail}", url)
-    return SendResult(False, error, permanent=all(500 <= c < 600 for c in codes))
 
 
 def _text(reply: bytes | str) -> str:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store.schema import (
     article_sources,
@@ -86,10 +87,19 @@ def route_state(c: Connection, route: str, channel: str, now: datetime) -> Route
         query = query.with_for_update()
     row = c.execute(query).first()
     if row is None:
+        # Two workers planning a new route at once: the second waits for the first's row and
+        # then locks it, instead of failing on the primary key.
         values = {"route": route, "channel": channel, "created_at": now, "digest_until": now}
-        c.execute(insert(routes).values(**values))
+        c.execute(_insert_ignoring_conflicts(c).values(**values))
         row = c.execute(query).one()
     return RouteState(row.route, row.channel, row.created_at, row.last_message_at, row.digest_until)
+
+
+def _insert_ignoring_conflicts(c: Connection) -> Any:
+    dialect = postgresql if c.dialect.name == "postgresql" else sqlite
+    return dialect.insert(routes).on_conflict_do_nothing(
+        index_elements=[routes.c.route, routes.c.channel]
+    )
 
 
 def stories_to_send(
@@ -234,6 +244,29 @@ def _log_sent(
         c.execute(insert(log).values(**first, first_sent_at=now, **values))
 
 
+Change = tuple[str, str, int, datetime]  # (watch, "match" or "source", row id, when)
+
+
+def changes_since(c: Connection, since: datetime) -> set[Change]:
+    """Matches made or updated at or after `since`, and sources added then to matched articles
+    (an update may be owed), each as (watch, what, row id, when): the planner compares one
+    look's set with the last to find what is new, late commits included."""
+    matched = select(matches.c.watch, literal("match"), matches.c.id, matches.c.updated_at).where(
+        matches.c.updated_at >= since
+    )
+    carried = (
+        select(
+            matches.c.watch,
+            literal("source"),
+            article_sources.c.id,
+            article_sources.c.first_seen_at,
+        )
+        .join(article_sources, article_sources.c.article_id == matches.c.article_id)
+        .where(article_sources.c.first_seen_at >= since)
+    )
+    return {(w, what, i, when) for w, what, i, when in c.execute(matched.union_all(carried))}
+
+
 def advance_digest(c: Connection, state: RouteState, until: datetime) -> None:
     """A digest fell due with nothing to say: the next one starts from here."""
     c.execute(
@@ -272,6 +305,22 @@ def claim_outbox(
             .values(lease_owner=owner, lease_until=now + lease)
         )
     return [_outbox_row(r) for r in rows]
+
+
+def renew_lease(c: Connection, outbox_id: int, owner: str, until: datetime) -> bool:
+    """Extend `owner`'s lease on a pending message to `until`, just before sending it; False
+    when it is no longer ours to send (its lease lapsed and another sender claimed it, or that
+    sender has already finished it)."""
+    result = c.execute(
+        update(outbox)
+        .where(
+            outbox.c.id == outbox_id,
+            outbox.c.lease_owner == owner,
+            outbox.c.status == "pending",
+        )
+        .values(lease_until=until)
+    )
+    return result.rowcount == 1
 
 
 def finish_send(
@@ -324,10 +373,15 @@ def outbox_rows(c: Connection, status: str | None, limit: int) -> list[OutboxRow
 
 
 def set_status(c: Connection, outbox_id: int, status: str, now: datetime) -> bool:
-    """Retry a failed message (status pending, due now) or discard it (status discarded)."""
+    """Retry a failed message (status pending, due now) or discard it (status discarded). A
+    retry asks again of the email recipients refused for good (the address may be fixed now);
+    those that have the message do not get it again."""
     values: dict[str, Any] = {"status": status}
     if status == "pending":
         values.update(next_attempt_at=now, attempts=0)
+        content = c.execute(select(outbox.c.content).where(outbox.c.id == outbox_id)).scalar()
+        if isinstance(content, dict) and content.get("recipients_refused"):
+            values["content"] = {**content, "recipients_refused": {}}
     result = c.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
     return result.rowcount == 1
 

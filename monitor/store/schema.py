@@ -151,6 +151,8 @@ article_sources = Table(
     UniqueConstraint("feed_id", "guid", name="uq_article_sources_feed_guid"),
     Index("ix_article_sources_article_id", "article_id"),
     Index("ix_article_sources_url", "url"),
+    # the delivery planner's "which stories gained an outlet since" (migration 0008)
+    Index("ix_article_sources_first_seen_at", "first_seen_at"),
 )
 
 boilerplate_lines = Table(
@@ -188,6 +190,7 @@ matches = Table(
     UniqueConstraint("article_id", "watch", name="uq_matches_article_watch"),
     Index("ix_matches_matched_at", "matched_at"),
     Index("ix_matches_watch", "watch"),
+    Index("ix_matches_updated_at", "updated_at"),  # the delivery planner's "changed since"
 )
 
 outbox = Table(
