@@ -42,6 +42,9 @@ T = TypeVar("T")
 
 MATCH_BATCH = 200  # queued articles matched in one transaction
 PAGE_BATCH = 16  # pages of one feed fetched at once; bounds memory on a feed with a huge backlog
+# With pages fetched, feeds polled at once per fetch slot (polling.concurrency): enough to keep
+# every page slot busy, few enough that the parsed entries waiting for a page stay bounded.
+FEEDS_PER_FETCH_SLOT = 2
 # Pipeline stages that run in the extractor pool, in pipeline order (see Runtime.on_cpu).
 PARSE, EXTRACT = 1, 2
 STORE_GROUP = 50  # feeds' batches stored in one transaction at most: bounds its length
@@ -78,6 +81,8 @@ class Runtime:
     cpu: CpuPool | None = field(init=False, repr=False)  # feeds the extractor
     # Pages fetched and not yet extracted, over all feeds: bounds the HTML held in memory.
     page_slots: asyncio.Semaphore = field(init=False, repr=False)
+    # Feeds being polled at once when pages are fetched (see poll_feed).
+    feed_slots: asyncio.Semaphore = field(init=False, repr=False)
     # Database calls that concurrent feeds make together (see monitor.grouping).
     read_learned: Grouped[int, frozenset[str]] = field(init=False)
     known_entries: Grouped[tuple[FeedState, list[str]], dict[str, str]] = field(init=False)
@@ -88,6 +93,9 @@ class Runtime:
     def __post_init__(self) -> None:
         workers = self.settings.extract.workers
         self.page_slots = asyncio.Semaphore(max(self.settings.polling.concurrency, 2 * workers))
+        self.feed_slots = asyncio.Semaphore(
+            FEEDS_PER_FETCH_SLOT * self.settings.polling.concurrency
+        )
         self.cpu = CpuPool(self.extractor, workers) if self.extractor is not None else None
         self.read_learned = Grouped(lambda outlet_ids: _read_learned(self, outlet_ids))
         self.known_entries = Grouped(lambda asks: self.on_db(_known_entries, self, asks))
@@ -132,7 +140,7 @@ class FeedOutcome:
     """What polling one feed did."""
 
     feed: str
-    status: str  # "ok", "not-modified" or "error"
+    status: str  # "ok", "not-modified", "error" or "skipped" (another worker took it over)
     new: int = 0
     duplicates: int = 0
     revisions: int = 0
@@ -210,9 +218,20 @@ async def poll_cycle(
 
 
 async def poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
-    """Fetch, parse and store one claimed feed; any failure is recorded on the feed, not raised."""
+    """Fetch, parse and store one claimed feed; any failure is recorded on the feed, not raised.
+
+    When pages are fetched, a feed waits for one of rt.feed_slots first. A cycle claims up to
+    polling.batch feeds; their feed documents come in fast and each new entry then waits for a
+    page slot, so without the gate every claimed feed's parsed entries sat in memory at once (a
+    third of the daemon's memory with 200 feeds of 100 new entries)."""
     try:
-        return await _poll_feed(rt, feed)
+        if not rt.settings.extract.fetch_pages:
+            return await _poll_feed(rt, feed)
+        waited_since = rt.clock()
+        async with rt.feed_slots:
+            if not await _lease_still_ours(rt, feed, waited_since):
+                return FeedOutcome(feed.name, "skipped")
+            return await _poll_feed(rt, feed)
     except asyncio.CancelledError:
         rt.store.release(feed, rt.owner)  # hand it to the next worker at once
         raise
@@ -220,6 +239,15 @@ async def poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
         log.exception("feed %s: unexpected error", feed.name)
         error = f"{feed.url}: internal error: {type(err).__name__}: {err}"
         return await rt.on_db(_failed, rt, feed, error, None, None)
+
+
+async def _lease_still_ours(rt: Runtime, feed: FeedState, waited_since: datetime) -> bool:
+    """After a long wait for a feed slot (half the lease or more), the lease is renewed; False
+    when another worker has taken the feed over meanwhile."""
+    lease = rt.settings.polling.lease
+    if rt.clock() - waited_since < lease / 2:
+        return True
+    return await rt.on_db(rt.store.renew_lease, feed, rt.owner, rt.clock() + lease)
 
 
 async def _poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:

@@ -413,3 +413,61 @@ def test_an_entry_the_store_refuses_costs_no_other_feed(server, store, clock, mo
     problems = {h.name: h.last_problem for h in store.feed_health()}
     assert problems.pop("o1/f3").endswith("RuntimeError: disk full")
     assert set(problems.values()) == {None}
+
+
+def test_with_pages_fetched_feeds_are_polled_a_few_at_a_time(server, store, clock, monkeypatch):
+    """The gate that keeps parsed entries waiting for page slots bounded: 2 feeds per fetch
+    slot in flight, however many feeds the cycle claimed; every feed is still polled."""
+    import monitor.pipeline as pipeline
+
+    store.sync_feeds(many_feeds(server, clock, feeds=12), clock())
+    for f in range(12):
+        for k in range(3):
+            serve_article(server, f"/a/{f}-{k}.html", "001", f"Story {f}-{k}", start=k)
+    serve_article(server, "/a/shared.html", "002", "Shared")
+    in_flight, most = 0, 0
+    real = pipeline._poll_feed
+
+    async def counting(rt, feed):
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            await asyncio.sleep(0.01)  # let every claimed feed that can start, start
+            return await real(rt, feed)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(pipeline, "_poll_feed", counting)
+    summary = poll(store, clock, settings(polling={"concurrency": 2}))
+    assert most == 2 * 2
+    assert (summary.polled, summary.errors) == (12, 0)
+    assert summary.new + summary.duplicates == 12 * 4
+
+
+def test_a_feed_that_waited_past_half_its_lease_renews_it_or_skips(server, store, clock):
+    """A feed waiting long for a slot renews its lease before polling; one another worker has
+    taken over meanwhile is skipped, not polled twice."""
+    from monitor.pipeline import _lease_still_ours
+
+    store.sync_feeds(many_feeds(server, clock, feeds=2), clock())
+    cfg = settings()
+    lease = cfg.polling.lease
+    mine, theirs = store.claim_due_feeds("w1", clock(), lease, 10, ignore_schedule=True)
+    waited_since = clock()
+    clock.advance(seconds=lease.total_seconds() * 0.75)
+    store.release(theirs, "w1")
+    assert store.claim_due_feeds(
+        "w2", clock(), lease, 10, names=[theirs.name], ignore_schedule=True
+    )
+
+    async def go():
+        async with runtime(store, clock, cfg, owner="w1") as rt:
+            return [await _lease_still_ours(rt, f, waited_since) for f in (mine, theirs)]
+
+    assert asyncio.run(go()) == [True, False]
+    clock.advance(seconds=lease.total_seconds() * 0.9)  # past the first lease, not the renewed
+    assert (
+        store.claim_due_feeds("w2", clock(), lease, 10, names=[mine.name], ignore_schedule=True)
+        == []
+    )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from contextlib import nullcontext
 from datetime import timedelta
 
 from sqlalchemy import create_engine, inspect, text
 
 from monitor.config import FeedSpec
 from monitor.store import NewArticle, Store
+from tests.support import pg_database
 
 
 def spec(name: str, outlet: str = "rferl", url: str | None = None, minutes: int = 10):
@@ -64,7 +68,7 @@ def test_migrations_create_every_table_at_the_newest_revision(store):
 
 def test_upgrading_from_the_first_schema_keeps_existing_rows(db_url, clock):
     old = Store.open(db_url, migrate=False)
-    old.migrate("0001")
+    old.upgrade("0001")
     columns = {c["name"] for c in inspect(old.engine).get_columns("feeds")}
     assert "last_problem" not in columns
     with old.engine.begin() as c:
@@ -403,15 +407,91 @@ def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path, clock):
     store.close()
 
 
-def test_the_migrations_create_exactly_the_tables_schema_py_describes(store):
+def _schema_of(store: Store) -> dict[str, object]:
+    """Every table's columns (name, type, nullable), indexes, unique constraints and keys.
+
+    Columns in name order: a migration adds a column at the end of its table."""
+    found: dict[str, object] = {}
+    i = inspect(store.engine)
+    for table in sorted(i.get_table_names()):
+        found[table] = (
+            sorted((c["name"], str(c["type"]), c["nullable"]) for c in i.get_columns(table)),
+            sorted((x["name"], tuple(x["column_names"])) for x in i.get_indexes(table)),
+            sorted(
+                (x["name"] or "", tuple(x["column_names"])) for x in i.get_unique_constraints(table)
+            ),
+            i.get_pk_constraint(table)["constrained_columns"],
+            sorted(
+                (tuple(x["constrained_columns"]), x["referred_table"], x["options"].get("ondelete"))
+                for x in i.get_foreign_keys(table)
+            ),
+        )
+    return found
+
+
+def test_the_migrations_create_exactly_the_tables_schema_py_describes(db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
-    from monitor.store.schema import metadata
+    from monitor.store.schema import HEAD_REVISION, metadata
 
-    with store.engine.connect() as c:
+    migrated = Store.open(db_url, migrate=False)
+    migrated.upgrade("head")
+    with migrated.engine.connect() as c:
         diff = compare_metadata(MigrationContext.configure(c), metadata)
+        assert c.execute(text("select version_num from alembic_version")).scalar() == (
+            HEAD_REVISION
+        )
     assert diff == []
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", "monitor.store:migrations")
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+    migrated.close()
+
+
+def test_a_new_database_gets_the_same_schema_as_the_migrations_give(db_url, tmp_path):
+    """Store.open creates an empty database from schema.py and stamps it, without Alembic."""
+    if db_url.startswith("sqlite"):
+        other_url = f"sqlite:///{tmp_path}/migrated.db"
+        other = nullcontext(other_url)
+    else:
+        other = pg_database()
+    with other as migrated_url:
+        created = Store.open(db_url)
+        migrated = Store.open(migrated_url, migrate=False)
+        migrated.upgrade("head")
+        assert _schema_of(created) == _schema_of(migrated)
+        created.close()
+        migrated.close()
+
+
+def test_opening_a_new_or_current_database_does_not_load_alembic(tmp_path):
+    script = (
+        "import sys; from monitor.store import Store; "
+        f"Store.open('sqlite:///{tmp_path}/m.db').close(); "
+        f"Store.open('sqlite:///{tmp_path}/m.db').close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_an_old_database_is_upgraded_by_the_migrations_on_open(db_url):
+    old = Store.open(db_url, migrate=False)
+    old.upgrade("0007")
+    old.close()
+    store = Store.open(db_url)
+    with store.engine.connect() as c:
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0008"
+    assert "ix_matches_updated_at" in {
+        x["name"] for x in inspect(store.engine).get_indexes("matches")
+    }
+    store.close()
 
 
 def test_feeds_stored_in_one_transaction_dedupe_as_if_each_had_its_own(store, clock):

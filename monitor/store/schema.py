@@ -44,6 +44,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+HEAD_REVISION = "0008"
+"""The newest migration's revision: a database stamped with it has exactly the tables below
+(tests/test_store.py checks both against the migrations)."""
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_name)s",

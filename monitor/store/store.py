@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Connection,
     Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
     and_,
     bindparam,
     create_engine,
@@ -23,8 +28,10 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -35,11 +42,13 @@ from monitor.store.delivery import OutboxRow
 from monitor.store.ingest import EntryToStore, Ingest, Ingested, NewArticle, ingest_batch
 from monitor.store.matching import ArticleToMatch, MatchFn, StoredMatch
 from monitor.store.schema import (
+    HEAD_REVISION,
     article_revisions,
     article_sources,
     articles,
     boilerplate_lines,
     feeds,
+    metadata,
     outlets,
 )
 from monitor.store.sql import one_of, pairs_of
@@ -147,9 +156,21 @@ class Store:
             store.migrate()
         return store
 
-    def migrate(self, revision: str = "head") -> None:
-        # Imported here: Alembic is needed once at start, and costs ~12 MB in every process
-        # (the extractor workers included) if imported at module level.
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision.
+
+        A database already there is left alone, and an empty one gets the tables of schema.py
+        and the newest revision's stamp at once (Alembic's recipe for a new database); only a
+        database at an older revision runs the migrations. Alembic, imported for those alone,
+        costs about 11 MB that the daemon (and the extract workers it forks) would keep."""
+        with self.engine.begin() as conn:
+            _serialise_schema_changes(conn)
+            if _create_if_empty(conn) or _revision(conn) == HEAD_REVISION:
+                return
+        self.upgrade("head")
+
+    def upgrade(self, revision: str) -> None:
+        """Run the Alembic migrations up to this revision."""
         from alembic import command
         from alembic.config import Config as AlembicConfig
 
@@ -917,6 +938,31 @@ def _engine(url: str) -> Engine:
 def is_transient(err: DBAPIError) -> bool:
     """Whether the database refused this only because of a concurrent transaction."""
     return getattr(err.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+
+
+_VERSION_TABLE = "alembic_version"
+
+
+def _create_if_empty(c: Connection) -> bool:
+    """An empty database gets every table and the newest revision's stamp; False if not empty."""
+    if inspect(c).get_table_names():
+        return False
+    metadata.create_all(c)
+    stamp = Table(
+        _VERSION_TABLE,
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),  # as Alembic names it
+    )
+    stamp.create(c)
+    c.execute(stamp.insert().values(version_num=HEAD_REVISION))
+    return True
+
+
+def _revision(c: Connection) -> str | None:
+    if not inspect(c).has_table(_VERSION_TABLE):
+        return None
+    return c.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar()
 
 
 def _serialise_schema_changes(c: Connection) -> None:
