@@ -287,12 +287,12 @@ def main() -> None:
             kb / mb,
             "MB",
         )
+    # Not held to the target: the forked workers share most of their pages with the daemon,
+    # and a sum of RSS counts each shared page once per process. PSS counts it once in all.
     result.add(
-        "peak RSS, daemon + children (sum of VmHWM)",
+        "peak RSS, daemon + children (sum of VmHWM; shared pages counted in each process)",
         total_kb / mb,
         "MB",
-        target=f"<= {TARGET_MB} MB",
-        met=total_kb / mb <= TARGET_MB,
     )
     result.add(
         "peak PSS, daemon + children (shared pages split; sampled)",
