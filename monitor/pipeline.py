@@ -518,6 +518,9 @@ def _store_together(
     # (a batch that learning re-cleans below builds its rows again, and asks for what differs).
     rows = [_rows(rt, b.feed, b.items, now) for b in batches]
     rt.store.expect_ingest([(b.feed, r) for b, r in zip(batches, rows, strict=True)])
+    # Each batch reads its outlet's learned lines again in this transaction: one query for all.
+    outlets = [b.feed.outlet_id for b in batches if b.items]
+    rt.store.learned_boilerplate_many(outlets, rt.settings.extract.boilerplate_min_pages)
     return [
         _learn_and_store(rt, b.feed, b.items, b.learned, now, rows=r)
         for b, r in zip(batches, rows, strict=True)
