@@ -233,6 +233,19 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL server processes (0.0 if none)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() == "postgres":
+                    total += process_cpu_seconds(int(proc.name))
+            except OSError:
+                continue
+    return total
+
+
 def postgres_available() -> bool:
     try:
         from sqlalchemy import create_engine, text

@@ -42,6 +42,7 @@ from tests.benchmarks.common import (
     finish,
     pg_database,
     postgres_available,
+    postgres_cpu_seconds,
     process_cpu_seconds,
 )
 from tests.support import Item, rss
@@ -145,6 +146,7 @@ class CycleFigures:
     retried: int = 0  # feeds that failed and were polled again before the next timed cycle
     farm_cpu: float = 0.0  # CPU seconds of the loopback server farm's process
     workers_cpu: float = 0.0  # CPU seconds of the extract pool's worker processes
+    postgres_cpu: float = 0.0  # CPU seconds of the PostgreSQL server (PostgreSQL runs only)
 
 
 async def _cycles(
@@ -196,6 +198,7 @@ async def _cycles(
                 prof = cProfile.Profile() if profile else None
                 started, cpu = time.perf_counter(), time.process_time()
                 farm_cpu, workers_cpu = farm.cpu_seconds(), _workers_cpu(pool)
+                pg_cpu = postgres_cpu_seconds() if store.dialect == "postgresql" else 0.0
                 if prof:
                     prof.enable()
                 summary = await poll_cycle(rt, ignore_schedule=True)
@@ -205,6 +208,8 @@ async def _cycles(
                 cpu = time.process_time() - cpu
                 farm_cpu = farm.cpu_seconds() - farm_cpu
                 workers_cpu = _workers_cpu(pool) - workers_cpu
+                if store.dialect == "postgresql":
+                    pg_cpu = postgres_cpu_seconds() - pg_cpu
                 s = farm.stats()
                 errors = Counter(
                     (o.error or "").split(": ", 1)[-1] for o in summary.outcomes if o.error
@@ -223,6 +228,7 @@ async def _cycles(
                         dict(errors),
                         farm_cpu=farm_cpu,
                         workers_cpu=workers_cpu,
+                        postgres_cpu=pg_cpu,
                     )
                 )
                 print(
@@ -302,9 +308,12 @@ def _report(
         f"{cold.cpu:.1f} / {warm.cpu:.1f} / {refetch.cpu:.1f}",
         "s",
     )
+    server = f" / {cold.postgres_cpu:.1f}" if cold.postgres_cpu else ""
     result.add(
-        f"{label}: CPU of the extract workers / of the server farm, cold",
-        f"{cold.workers_cpu:.1f} / {cold.farm_cpu:.1f}",
+        f"{label}: CPU of the extract workers / the server farm"
+        + (" / PostgreSQL" if server else "")
+        + ", cold",
+        f"{cold.workers_cpu:.1f} / {cold.farm_cpu:.1f}{server}",
         "s",
     )
     for name, fig in (("cold", cold), ("warm", warm), ("re-fetch", refetch)):
