@@ -22,7 +22,7 @@ import re
 import string
 import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate, compress
@@ -231,7 +231,8 @@ class Scanned:
 
     @cached_property
     def paragraph_ends(self) -> list[int]:
-        return [m.start() for m in _PARAGRAPH_BREAK.finditer(self.text)]
+        """Offsets where paragraphs end: the start of the whitespace around each line break."""
+        return paragraph_ends(self.text)
 
     def sentence_of(self, offset: int) -> int:
         return bisect_right(self.sentence_ends, offset)
@@ -249,7 +250,6 @@ class Scanned:
 # Sentences
 
 
-_PARAGRAPH_BREAK = re.compile(r"\s*\n\s*")
 # Words after which a full stop does not end the sentence.
 _ABBREVIATIONS = [
     *("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "Gen", "Lt", "Col", "Maj", "Sgt", "Capt", "Cmdr"),
@@ -259,23 +259,56 @@ _ABBREVIATIONS = [
 ]
 # A sentence ends at . ! ? or … (with closing quotes/brackets) before spaces and then a capital,
 # a digit or an opening quote; or at a line break. A dot after an abbreviation, an initial ("A.")
-# or a dotted abbreviation ("U.S.") does not end one. The regex finds the candidates in C; the
-# few dots among them are then checked in Python (lookbehinds in the regex cost three times more).
+# or a dotted abbreviation ("U.S.") does not end one. The regex is tried only where str.find
+# (memchr) finds a terminator: a regex scan checks its first character class at every character,
+# five times slower. The few dots that match are then checked in Python (lookbehinds in the
+# regex cost three times more).
 _ABBREVIATIONS_FOLDED = frozenset(a.casefold() for a in _ABBREVIATIONS)
 _LOWER = "a-zà-ÿа-яёіїєґ"
+_TERMINATORS = ".!?…"
 _SENTENCE_END = re.compile(
-    rf"[.!?…]+[\"'”’»)\]]*(?P<gap>[ \t\r\f\v]+)(?=[\"'“‘«(\[]?(?![{_LOWER}])[^\W_])"
+    rf"[{_TERMINATORS}]+[\"'”’»)\]]*(?P<gap>[ \t\r\f\v]+)(?=[\"'“‘«(\[]?(?![{_LOWER}])[^\W_])"
 )
 
 
 def sentence_ends(text: str) -> list[int]:
     """Offsets of the gaps between sentences: "Mr. Blinken" and "U.S. officials" do not end one."""
-    ends = [
-        m.start("gap") for m in _SENTENCE_END.finditer(text) if not _after_abbreviation(text, m)
-    ]
-    if "\n" in text:  # a line break always ends one (a separate scan: an alternation is slow)
+    ends = [m.start("gap") for m in _sentence_end_matches(text) if not _after_abbreviation(text, m)]
+    if "\n" in text:  # a line break always ends one
         breaks = [at for at in _positions(text, "\n") if at == 0 or text[at - 1] != "\n"]
         ends = sorted({*ends, *breaks})
+    return ends
+
+
+def _sentence_end_matches(text: str) -> Iterator[re.Match[str]]:
+    """What _SENTENCE_END.finditer(text) finds. A match starts at a terminator; where it fails
+    at the first of a run of terminators ("?!"), it fails at the others too (the run is taken
+    whole), so trying each terminator not inside the last match finds the same matches."""
+    terminators = sorted(
+        at for char in _TERMINATORS if char in text for at in _positions(text, char)
+    )
+    match, resume = _SENTENCE_END.match, 0
+    for at in terminators:
+        if at >= resume and (found := match(text, at)) is not None:
+            resume = found.end()
+            yield found
+
+
+def paragraph_ends(text: str) -> list[int]:
+    """Offsets of the gaps between paragraphs: where the whitespace around each line break
+    starts. (A regex for "whitespace, line break, whitespace" tries at every character.)"""
+    ends: list[int] = []
+    resume = 0
+    for at in _positions(text, "\n"):
+        if at < resume:
+            continue  # in the whitespace after the last break (a blank line)
+        start = at
+        while start > resume and text[start - 1].isspace():
+            start -= 1
+        resume = at + 1
+        while resume < len(text) and text[resume].isspace():
+            resume += 1
+        ends.append(start)
     return ends
 
 
