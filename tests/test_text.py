@@ -1,5 +1,5 @@
-"""Sentences and paragraphs: the quick scans the matcher uses must agree with the plain
-definitions by regex."""
+"""The scanned text's ways from stream positions back to text offsets, words, sentences and
+paragraphs: the quick ones the matcher decides with must agree with the plain definitions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from monitor.rules.text import (
     _SENTENCE_END,
+    Scanned,
     _after_abbreviation,
     paragraph_ends,
     sentence_ends,
@@ -35,6 +36,29 @@ def _texts() -> list[str]:
     pieces = list("ab Z.!?…\n\t \u00a0\u3000é-'’\"”“(A1") + ["  ", "\n\n", " \n ", "U.S. ", "Mr. "]
     generated = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(400)]
     return AWKWARD + generated
+
+
+@pytest.mark.parametrize("text", _texts())
+def test_stream_positions_map_to_the_word_tables(text: str) -> None:
+    scan = Scanned.of(text)
+    positions = scan._stream_starts
+    assert scan.word_indexes(positions) == list(range(len(scan.keys)))
+    for word, at in enumerate(positions):
+        assert scan.offset_at(at) == scan.starts[word]
+        assert scan.stream_pos_at(scan.starts[word]) == at
+        for words in range(1, min(3, len(scan.keys) - word) + 1):
+            assert scan.text_span(at, words) == scan.span(word, word + words - 1)
+    for compound in scan.compounds():
+        assert positions[compound.first] == compound.at
+        for word in range(max(0, compound.first - 2), min(len(positions), compound.last + 3)):
+            assert scan.locate(word, compound) == positions[word]
+
+
+def test_compounds_are_their_words() -> None:
+    scan = Scanned.of("The pro-Russian build-up, Kyiv's and Luhans'k.")
+    joined = ["".join(scan.keys[c.first : c.last + 1]) for c in scan.compounds()]
+    assert joined == ["prorussian", "buildup", "luhansk"]
+    assert [c for c in scan.compounds(lambda key: key == "buildup")] == [(3, 4, 17)]
 
 
 def _sentence_ends_by_regex(text: str) -> list[int]:

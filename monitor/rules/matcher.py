@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from monitor.rules.compiler import (
 )
 from monitor.rules.snippet import Snippet, best_snippet
 from monitor.rules.spec import FIELDS, Filters
-from monitor.rules.text import Scanned
+from monitor.rules.text import Compound, Scanned, shapes
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ class HitMap(Mapping[int, list[Hit]]):
         self.present = frozenset(raw)
         self._done: dict[int, list[Hit]] = {}
         self._places: dict[tuple[int, str], frozenset[tuple[str, int]]] = {}
+        self._word_spans: dict[int, dict[str, list[tuple[int, int]]]] = {}
         self.extra: dict[int, list[Hit]] = {}  # hits found already resolved (compounds)
 
     def __getitem__(self, term: int) -> list[Hit]:
@@ -159,12 +161,30 @@ class HitMap(Mapping[int, list[Hit]]):
             for field, at, _ in self._raw[term]:
                 if at >= 0:
                     scan = self._scans[field]
-                    offset = scan.starts[scan.token_at(at)]
-                    spots.add((field, scan.unit_of(unit, offset)))
+                    spots.add((field, scan.unit_of(unit, scan.offset_at(at))))
             for hit in self.extra.get(term, ()):
                 spots.add((hit.field, self._scans[hit.field].unit_of(unit, hit.start)))
             found = self._places[(term, unit)] = frozenset(spots)
         return found
+
+    def word_spans(self, term: int) -> dict[str, list[tuple[int, int]]]:
+        """Each field's (first, last) word indexes where a term was found, sorted: what NEAR/N
+        compares, worked out from the stream positions without building its hits; kept for the
+        article."""
+        spans = self._word_spans.get(term)
+        if spans is None:
+            by_field: dict[str, list[tuple[int, int]]] = defaultdict(list)
+            raw = sorted(place for place in self._raw[term] if place[1] >= 0)
+            for field in {field for field, _, _ in raw}:
+                mine = [(at, words) for f, at, words in raw if f == field]
+                firsts = self._scans[field].word_indexes(at for at, _ in mine)
+                by_field[field] = [
+                    (first, first + w - 1) for first, (_, w) in zip(firsts, mine, strict=True)
+                ]
+            for hit in self.extra.get(term, ()):
+                by_field[hit.field].append((hit.first, hit.last))
+            spans = self._word_spans[term] = {f: sorted(s) for f, s in by_field.items()}
+        return spans
 
     def fields(self) -> dict[int, int]:
         """Each term's fields as bits: 1 title, 2 text."""
@@ -230,21 +250,22 @@ def _find_in(
     for end, (length, patterns) in rules.automaton.iter(scan.stream):
         at = end - length + 2  # where the first key starts in the stream
         for p in patterns:
-            if p.shape is not None and not _written_so(p, scan, scan.token_at(at)):
+            if p.shape is not None and not _written_so(p, scan, at):
                 continue
             raw[p.term].append((field, at, p.words))
     # A compound is also tried as one word ("build-up" as "buildup"), if any pattern has it.
-    for lo, hi in scan.compounds(rules.could_use):
-        for hit in _compound_hits(rules, scan, field, lo, hi):
+    for compound in scan.compounds(rules.could_use):
+        for hit in _compound_hits(rules, scan, field, compound):
             extra[hit.term].append(hit)
             raw[hit.term].append((field, -1, 0))  # found: presence and field
 
 
 def _compound_hits(
-    rules: CompiledRules, scan: Scanned, field: str, lo: int, hi: int
+    rules: CompiledRules, scan: Scanned, field: str, compound: Compound
 ) -> Iterable[Hit]:
-    """Hits that include words[lo..hi] joined into one word, looked for in a window of the
-    words around them as long as the longest pattern."""
+    """Hits that include the compound's words joined into one word, looked for in a window of
+    the words around them as long as the longest pattern."""
+    lo, hi = compound.first, compound.last
     reach = rules.max_words - 1
     begin, stop = max(0, lo - reach), min(len(scan.keys), hi + 1 + reach)
     keys = scan.keys
@@ -264,28 +285,32 @@ def _compound_hits(
                 continue  # the split text gave this hit already
             first = word(first_w)
             last = hi if last_w == joined else word(last_w)
+            start = scan.offset_at(scan.locate(first, compound))
+            stop = scan.offset_at(scan.locate(last, compound)) + len(keys[last])
             if p.shape is not None and not _shape_fits(
-                p, _joined_shapes(scan, first, last, lo, hi)
+                p, _joined_shapes(scan.text[start:stop], first, lo, hi)
             ):
                 continue
-            start, stop = scan.span(first, last)
             yield Hit(p.term, field, start, stop, first, last)
 
 
-def _written_so(pattern: Pattern, scan: Scanned, first: int) -> bool:
-    """Whether words first... of the text are written as the case-sensitive pattern says."""
+def _written_so(pattern: Pattern, scan: Scanned, at: int) -> bool:
+    """Whether the words of the text at stream position `at` are written as the
+    case-sensitive pattern says."""
     assert pattern.shape is not None
     if pattern.words == 1:  # most such aliases ("US", "NATO"): compare the word as written
-        start = scan.starts[first]
-        word = scan.text[start : start + len(scan.keys[first])]
+        start = scan.offset_at(at)
+        word = scan.text[start : start + scan.stream.index(" ", at) - at]
         if word.isascii():  # no diacritics to fold: as written is its shape
             shape = pattern.shape[0]
             return word.startswith(shape) if pattern.prefix else word == shape
-    return _shape_fits(pattern, scan.shapes(first, first + pattern.words - 1))
+    start, end = scan.text_span(at, pattern.words)
+    return _shape_fits(pattern, shapes(scan.text[start:end]))
 
 
-def _joined_shapes(scan: Scanned, first: int, last: int, lo: int, hi: int) -> list[str]:
-    words = scan.shapes(first, last)
+def _joined_shapes(written: str, first: int, lo: int, hi: int) -> list[str]:
+    """The shapes of words `first`... (`written`), those of the compound lo..hi joined."""
+    words = shapes(written)
     a, b = lo - first, hi - first  # the compound's words among them
     return [*words[:a], "".join(words[a : b + 1]), *words[b + 1 :]]
 
@@ -396,6 +421,8 @@ def _present(hits: Mapping[int, list[Hit]]) -> Set[int]:
 def _near_met(program: Program, hits: Mapping[int, list[Hit]], scans: dict[str, Scanned]) -> bool:
     _, left, right, within = program
     if isinstance(within, int):
+        if isinstance(hits, HitMap):
+            return _words_apart(hits, left, right, within)
         return closest(program, hits, scans) is not None
     # the same sentence or paragraph: compare the sets of places each side was found in
     mine = [_places(hits, term, within, scans) for term in left if term in hits]
@@ -403,6 +430,29 @@ def _near_met(program: Program, hits: Mapping[int, list[Hit]], scans: dict[str, 
         return False
     places = frozenset().union(*mine)
     return any(not places.isdisjoint(_places(hits, t, within, scans)) for t in right if t in hits)
+
+
+def _words_apart(hits: HitMap, left: Set[int], right: Set[int], within: int) -> bool:
+    """Whether a left term and a right term were found in the same field, the later one
+    starting at most `within` words after the earlier one ends (as `_near` says)."""
+    lefts = [hits.word_spans(term) for term in left if term in hits]
+    rights = [hits.word_spans(term) for term in right if term in hits]
+    for field in {field for spans in lefts for field in spans}:
+        theirs = sorted(span for spans in rights for span in spans.get(field, ()))
+        if not theirs:
+            continue
+        firsts = [first for first, _ in theirs]
+        longest = max(last - first for first, last in theirs)
+        for spans in lefts:
+            for first, last in spans.get(field, ()):
+                # only right spans starting from `within` + `longest` words before this one to
+                # `within` words after it can be that close
+                low = bisect_left(firsts, first - within - longest)
+                high = bisect_right(firsts, last + within)
+                for b_first, b_last in theirs[low:high]:
+                    if max(b_first - last, first - b_last) <= within:
+                        return True
+    return False
 
 
 def _places(
