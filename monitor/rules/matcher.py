@@ -10,7 +10,7 @@ import dataclasses
 import functools
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import NamedTuple
@@ -24,6 +24,7 @@ from monitor.rules.compiler import (
     CompiledWatch,
     Pattern,
     Program,
+    TermInfo,
 )
 from monitor.rules.snippet import Snippet, best_snippet
 from monitor.rules.spec import FIELDS, Filters
@@ -65,30 +66,34 @@ class TermHit:
 
 class Match:
     """A watch an article matched, with its score; every term found (field, offsets, as written)
-    and the snippet are worked out when first read, so deciding costs only the decision."""
+    and the snippet are worked out when first read, so deciding costs only the decision (one
+    small object per match: an article matches dozens of watches, most never read further)."""
 
-    __slots__ = ("watch", "_score", "_details", "_resolved")
+    __slots__ = ("watch", "_compiled", "_found", "_hits", "_score", "_resolved")
 
     def __init__(
         self,
-        watch: str,
-        score: float | Callable[[], float],
-        details: Callable[[], tuple[tuple[TermHit, ...], Snippet]],
+        compiled: CompiledWatch,
+        found: Found,
+        hits: Mapping[int, list[Hit]],
+        score: float | None = None,  # None: worked out when read (a watch without a threshold)
     ) -> None:
-        self.watch = watch
-        self._score = score  # a watch without a threshold has its score worked out when read
-        self._details = details
+        self.watch = compiled.spec.name
+        self._compiled = compiled
+        self._found = found
+        self._hits = hits
+        self._score = score
         self._resolved: tuple[tuple[TermHit, ...], Snippet] | None = None
 
     @property
     def score(self) -> float:
-        if callable(self._score):
-            self._score = self._score()
+        if self._score is None:
+            self._score = _score(self._found, self._compiled)
         return self._score
 
     def _resolve(self) -> tuple[tuple[TermHit, ...], Snippet]:
         if self._resolved is None:
-            self._resolved = self._details()
+            self._resolved = _details(self._compiled, self._hits, self._found)
         return self._resolved
 
     @property
@@ -204,6 +209,7 @@ class Found:
 
     scans: dict[str, Scanned]
     by_term: HitMap
+    terms: Sequence[TermInfo]  # the rules' terms, for their labels
     shown: dict[Hit, TermHit] = dataclasses.field(default_factory=dict)  # built by _details, shared
 
     @functools.cached_property
@@ -235,7 +241,7 @@ def find(rules: CompiledRules, doc: Document) -> Found:
         _find_in(rules, scan, field, raw, extra)
     hits = HitMap(scans, dict(raw))
     hits.extra = dict(extra)
-    return Found(scans, hits)
+    return Found(scans, hits, rules.terms)
 
 
 def _find_in(
@@ -343,9 +349,7 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
             continue
         watch = watches[index]
         if index in plain:  # decided: every clause met, nothing excluded found
-            lazy_score = functools.partial(_score, found, watch)
-            details = functools.partial(_details, rules, watch, found.by_term, found)
-            matches.append(Match(watch.name, lazy_score, details))
+            matches.append(Match(watch, found, found.by_term))
             continue
         spec = watch.spec
         if spec.filters and not passes(spec.filters, doc):
@@ -355,8 +359,7 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
             continue
         score = _score(found, watch) if hits is found.by_term else score_of(watch, hits)
         if score >= spec.threshold:
-            details = functools.partial(_details, rules, watch, hits, found)
-            matches.append(Match(watch.name, score, details))
+            matches.append(Match(watch, found, hits, score))
     return matches
 
 
@@ -506,7 +509,7 @@ def score_of(watch: CompiledWatch, hits: Mapping[int, list[Hit]]) -> float:
 
 
 def _details(
-    rules: CompiledRules, watch: CompiledWatch, hits: Mapping[int, list[Hit]], found: Found
+    watch: CompiledWatch, hits: Mapping[int, list[Hit]], found: Found
 ) -> tuple[tuple[TermHit, ...], Snippet]:
     mine = [hit for term in watch.scoring for hit in hits.get(term, ())]
     mine.sort(key=_in_reading_order)
@@ -514,7 +517,7 @@ def _details(
     for hit in mine:  # one article's matches share their terms: each is built once
         if hit not in shown:
             text = found.scans[hit.field].text[hit.start : hit.end]
-            label = rules.terms[hit.term].label
+            label = found.terms[hit.term].label
             shown[hit] = TermHit(label, hit.field, hit.start, hit.end, text)
     return tuple(shown[hit] for hit in mine), snippet_for(found, mine)
 
