@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from bisect import bisect_right
 
 import pytest
 
@@ -88,3 +89,12 @@ def test_sentence_and_paragraph_ends() -> None:
         "Fine.",
     ]
     assert paragraph_ends("one\n\n  two \n three\r\nfour") == [3, 10, 18]
+
+
+@pytest.mark.parametrize("text", _texts())
+def test_sentences_and_paragraphs_in_stream_positions(text: str) -> None:
+    scan = Scanned.of(text)
+    for unit in ("sentence", "paragraph"):
+        ends = scan.ends_in_stream(unit)
+        for at in scan._stream_starts:
+            assert bisect_right(ends, at) == scan.unit_of(unit, scan.offset_at(at))

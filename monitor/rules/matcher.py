@@ -162,11 +162,12 @@ class HitMap(Mapping[int, list[Hit]]):
         the stream positions without building its hits; kept for the article."""
         found = self._places.get((term, unit))
         if found is None:
-            spots = set()
-            for field, at, _ in self._raw[term]:
-                if at >= 0:
-                    scan = self._scans[field]
-                    spots.add((field, scan.unit_of(unit, scan.offset_at(at))))
+            ends = {field: scan.ends_in_stream(unit) for field, scan in self._scans.items()}
+            spots = {
+                (field, bisect_right(ends[field], at))
+                for field, at, _ in self._raw[term]
+                if at >= 0  # not a compound's placeholder
+            }
             for hit in self.extra.get(term, ()):
                 spots.add((hit.field, self._scans[hit.field].unit_of(unit, hit.start)))
             found = self._places[(term, unit)] = frozenset(spots)

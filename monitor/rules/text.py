@@ -336,6 +336,38 @@ class Scanned:
         ends = self.sentence_ends if unit == "sentence" else self.paragraph_ends
         return bisect_right(ends, offset)
 
+    def ends_in_stream(self, unit: str) -> list[int]:
+        """The ends of sentences or paragraphs (`unit`) as stream positions: the key at stream
+        position `at` is in unit bisect_right(ends_in_stream(unit), at), the same number as
+        unit_of(unit, offset_at(at)), one bisect and no offset for each of a term's hits."""
+        if unit == "sentence":
+            return self._sentence_ends_in_stream
+        return self._paragraph_ends_in_stream
+
+    @cached_property
+    def _sentence_ends_in_stream(self) -> list[int]:
+        return self._in_stream(self.sentence_ends)
+
+    @cached_property
+    def _paragraph_ends_in_stream(self) -> list[int]:
+        return self._in_stream(self.paragraph_ends)
+
+    def _in_stream(self, offsets: list[int]) -> list[int]:
+        """For each text offset (ascending), the first stream position whose text offset is at
+        or after it. Text offset = stream position + drift, and the drift only grows (by a
+        run's extra spaces, where the text skips ahead), so it is a strictly rising function."""
+        in_stream, in_text, drifts = self._drift
+        found = []
+        for offset in offsets:
+            run = bisect_right(in_text, offset) - 1
+            if run < 0:  # before the first key: every key is after it
+                found.append(in_stream[0])
+            elif run + 1 < len(in_stream):  # or in the spaces skipped before the next run's key
+                found.append(min(offset - drifts[run], in_stream[run + 1]))
+            else:
+                found.append(offset - drifts[run])
+        return found
+
 
 # --------------------------------------------------------------------------------------------------
 # Sentences
