@@ -365,20 +365,20 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
 
 
 def candidates(rules: CompiledRules, present: Iterable[int]) -> list[int]:
-    """The watches (indexes, in order) each of whose clauses met a found term: the only ones
-    looked at further. Unions and intersections of postings, in C."""
+    """The watches (indexes, in order) with a way each of whose clauses met a found term: the
+    only ones looked at further. Unions and intersections of postings, in C."""
     met: dict[tuple[int, int], list[frozenset[int]]] = defaultdict(list)
     postings = rules.postings
     for term in present:
-        for key, watches in postings.get(term, ()):
-            met[key].append(watches)
+        for key, ways in postings.get(term, ()):
+            met[key].append(ways)
     found: set[int] = set()
     for n in rules.clause_counts:
         groups = [met.get((n, k), []) for k in range(n)]
         if not all(groups):
-            continue  # a clause position no found term meets: no watch with n clauses matches
+            continue  # a clause position no found term meets: no way with n clauses is met
         found |= frozenset.intersection(*(frozenset().union(*g) for g in groups))
-    return sorted(found)
+    return sorted(set(map(rules.way_watch.__getitem__, found)))
 
 
 def passes(filters: Filters, doc: Document) -> bool:
