@@ -375,10 +375,22 @@ def candidates(rules: CompiledRules, present: Iterable[int]) -> list[int]:
     found: set[int] = set()
     for n in rules.clause_counts:
         groups = [met.get((n, k), []) for k in range(n)]
-        if not all(groups):
-            continue  # a clause position no found term meets: no way with n clauses is met
-        found |= frozenset.intersection(*(frozenset().union(*g) for g in groups))
+        if all(groups):  # else a clause position no found term meets: no way with n clauses
+            found |= _all_met(groups)
     return sorted(set(map(rules.way_watch.__getitem__, found)))
+
+
+def _all_met(groups: list[list[frozenset[int]]]) -> frozenset[int]:
+    """The ways in (a set of) every group. Starting from the rarest clause position, each
+    other one only filters the survivors: `survivors & ways` walks the smaller of the two, so
+    the common terms' long postings (@ukraine's) are not copied into a union."""
+    groups.sort(key=lambda group: sum(map(len, group)))
+    survivors = frozenset().union(*groups[0])
+    for group in groups[1:]:
+        if not survivors:
+            break
+        survivors = frozenset().union(*[survivors & ways for ways in group])
+    return survivors
 
 
 def passes(filters: Filters, doc: Document) -> bool:
