@@ -36,14 +36,15 @@ def _texts() -> list[str]:
     rng = random.Random(7)
     pieces = list("ab Z.!?…\n\t \u00a0\u3000é-'’\"”“(A1") + ["  ", "\n\n", " \n ", "U.S. ", "Mr. "]
     generated = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(400)]
-    return AWKWARD + generated
+    long = " ".join(AWKWARD * 12)  # word indexes count in blocks of stream characters
+    return [*AWKWARD, long, *generated]
 
 
 @pytest.mark.parametrize("text", _texts())
 def test_stream_positions_map_to_the_word_tables(text: str) -> None:
     scan = Scanned.of(text)
     positions = scan._stream_starts
-    assert scan.word_indexes(positions) == list(range(len(scan.keys)))
+    assert [scan.word_index(at) for at in positions] == list(range(len(scan.keys)))
     for word, at in enumerate(positions):
         assert scan.offset_at(at) == scan.starts[word]
         assert scan.stream_pos_at(scan.starts[word]) == at

@@ -180,13 +180,10 @@ class HitMap(Mapping[int, list[Hit]]):
         spans = self._word_spans.get(term)
         if spans is None:
             by_field: dict[str, list[tuple[int, int]]] = defaultdict(list)
-            raw = sorted(place for place in self._raw[term] if place[1] >= 0)
-            for field in {field for field, _, _ in raw}:
-                mine = [(at, words) for f, at, words in raw if f == field]
-                firsts = self._scans[field].word_indexes(at for at, _ in mine)
-                by_field[field] = [
-                    (first, first + w - 1) for first, (_, w) in zip(firsts, mine, strict=True)
-                ]
+            for field, at, words in self._raw[term]:
+                if at >= 0:  # not a compound's placeholder
+                    first = self._scans[field].word_index(at)
+                    by_field[field].append((first, first + words - 1))
             for hit in self.extra.get(term, ()):
                 by_field[hit.field].append((hit.first, hit.last))
             spans = self._word_spans[term] = {f: sorted(s) for f, s in by_field.items()}

@@ -22,7 +22,7 @@ import re
 import string
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate, compress
@@ -38,6 +38,7 @@ _ASCII_SEPARATORS = str.maketrans(
     | {chr(i): " " for i in range(32)}
 )
 _SPACE_RUNS = re.compile("  +")  # two spaces or more (a literal start: the scan is quick)
+_BLOCK = 256  # stream characters per block of Scanned._spaces_before_block
 _DISTINCT_LIMIT = 24  # up to this many distinct non-ASCII characters, str.replace each one
 
 
@@ -164,7 +165,7 @@ class Scanned:
 
     The automaton reports stream positions. Deciding a watch turns only a few of them into text
     offsets (a case-sensitive alias, a sentence, a paragraph: `offset_at`) or word indexes
-    (NEAR/N: `word_indexes`), from the few places where stream and text drift apart and by
+    (NEAR/N: `word_index`), from the few places where stream and text drift apart and by
     counting spaces in C. The per-word tables (`starts`, `token_at`) take a pass in Python over
     every word: only a match's details, which want every hit's offsets, build them."""
 
@@ -222,15 +223,20 @@ class Scanned:
         _, in_text, drifts = self._drift
         return offset - drifts[bisect_right(in_text, offset) - 1]
 
-    def word_indexes(self, stream_positions: Iterable[int]) -> list[int]:
-        """The index of the word at each of these stream positions (ascending): the spaces
-        before it, counted in C from the previous position on."""
-        indexes, index, previous = [], -1, 0
-        for at in stream_positions:
-            index += self.stream.count(" ", previous, at)
-            previous = at
-            indexes.append(index)
-        return indexes
+    @cached_property
+    def _spaces_before_block(self) -> list[int]:
+        """The spaces in the stream before each block of _BLOCK characters: a few counts in C,
+        so that a word index counts at most one block."""
+        stream = self.stream
+        blocks = (stream.count(" ", at, at + _BLOCK) for at in range(0, len(stream), _BLOCK))
+        return list(accumulate(blocks, initial=0))
+
+    def word_index(self, stream_pos: int) -> int:
+        """The index of the word whose key starts at `stream_pos`: the spaces before it, less
+        the stream's leading one."""
+        block = stream_pos // _BLOCK
+        in_block = self.stream.count(" ", block * _BLOCK, stream_pos)
+        return self._spaces_before_block[block] + in_block - 1
 
     def text_span(self, stream_pos: int, words: int) -> tuple[int, int]:
         """Text offsets from the start of the key at `stream_pos` to the end of the `words`-th
@@ -307,7 +313,7 @@ class Scanned:
         if words < 2:
             return None
         at = self.stream_pos_at(start)
-        first = self.stream.count(" ", 0, at) - 1
+        first = self.word_index(at)
         return Compound(first, first + words - 1, at)
 
     @cached_property
@@ -357,15 +363,15 @@ class Scanned:
         or after it. Text offset = stream position + drift, and the drift only grows (by a
         run's extra spaces, where the text skips ahead), so it is a strictly rising function."""
         in_stream, in_text, drifts = self._drift
+        next_keys = [*in_stream[1:], len(self.stream)]  # where each run's stretch ends
         found = []
         for offset in offsets:
             run = bisect_right(in_text, offset) - 1
             if run < 0:  # before the first key: every key is after it
                 found.append(in_stream[0])
-            elif run + 1 < len(in_stream):  # or in the spaces skipped before the next run's key
-                found.append(min(offset - drifts[run], in_stream[run + 1]))
-            else:
-                found.append(offset - drifts[run])
+                continue
+            at = offset - drifts[run]  # or in the spaces skipped before the next run's key
+            found.append(at if at < next_keys[run] else next_keys[run])
         return found
 
 
