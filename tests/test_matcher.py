@@ -223,6 +223,7 @@ def test_a_watch_can_look_at_the_title_only():
     assert not match(rules(title_only), Document("Talks in Geneva", "Russia said no."))
     (m,) = match(rules(title_only), Document("Russia says no", "Russia said no."))
     assert [(h.field, h.text) for h in m.hits] == [("title", "Russia")]
+    assert m.score == 3  # the title's weight: the text's Russia is not looked at
 
 
 def test_a_title_hit_weighs_more_than_a_text_hit_and_the_threshold_applies():

@@ -79,6 +79,9 @@ class CompiledWatch:
     decided_by_sets: bool
     # The score of one term by the fields it was found in (bit 1: title, bit 2: text).
     weight_by_fields: tuple[float, float, float, float]
+    # False when no score can fall short of the threshold (it is 0, no weight is negative): a
+    # match's score is then worked out only if read.
+    needs_score: bool
 
     @property
     def name(self) -> str:
@@ -179,6 +182,7 @@ class _Builder:
             excluded,
             by_sets,
             (0.0, title, text, title + text),
+            spec.threshold > 0 or any(weight < 0 for weight in spec.weights.values()),
         )
 
     def program(self, node: Node, inflected: bool) -> Program:

@@ -76,7 +76,7 @@ class Match:
         compiled: CompiledWatch,
         found: Found,
         hits: Mapping[int, list[Hit]],
-        score: float | None = None,  # None: worked out when read (a watch without a threshold)
+        score: float | None = None,  # None: worked out when read (when no threshold needs it)
     ) -> None:
         self.watch = compiled.spec.name
         self._compiled = compiled
@@ -88,7 +88,8 @@ class Match:
     @property
     def score(self) -> float:
         if self._score is None:
-            self._score = _score(self._found, self._compiled)
+            found, watch, hits = self._found, self._compiled, self._hits
+            self._score = _score(found, watch) if hits is found.by_term else score_of(watch, hits)
         return self._score
 
     def _resolve(self) -> tuple[tuple[TermHit, ...], Snippet]:
@@ -354,6 +355,9 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
             continue
         hits = found.within(spec.fields)
         if not watch.decided_by_sets and not evaluate(watch.program, hits, found.scans):
+            continue
+        if not watch.needs_score:
+            matches.append(Match(watch, found, hits))
             continue
         score = _score(found, watch) if hits is found.by_term else score_of(watch, hits)
         if score >= spec.threshold:
