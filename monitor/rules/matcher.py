@@ -125,6 +125,7 @@ class HitMap(Mapping[int, list[Hit]]):
         self.present = frozenset(raw)
         self._done: dict[int, list[Hit]] = {}
         self._places: dict[tuple[int, str], frozenset[tuple[str, int]]] = {}
+        self._ends: dict[str, dict[str, list[int]]] = {}  # unit -> field -> its ends, in stream
         self._word_spans: dict[int, dict[str, list[tuple[int, int]]]] = {}
         self.extra: dict[int, list[Hit]] = {}  # hits found already resolved (compounds)
 
@@ -163,7 +164,11 @@ class HitMap(Mapping[int, list[Hit]]):
         the stream positions without building its hits; kept for the article."""
         found = self._places.get((term, unit))
         if found is None:
-            ends = {field: scan.ends_in_stream(unit) for field, scan in self._scans.items()}
+            ends = self._ends.get(unit)
+            if ends is None:
+                ends = self._ends[unit] = {
+                    f: scan.ends_in_stream(unit) for f, scan in self._scans.items()
+                }
             spots = {
                 (field, bisect_right(ends[field], at))
                 for field, at, _ in self._raw[term]
@@ -338,11 +343,11 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
     found = find(rules, doc)
     if not found.by_term:
         return []
-    present = set(found.by_term)
+    present = found.by_term.present
     matches = []
-    watches, plain = rules.watches, rules.plain
-    excluded = [rules.excluding[t] for t in present if t in rules.excluding]
-    blocked = frozenset().union(*excluded)  # watches a found term rules out (a top-level NOT)
+    watches, plain, excluding = rules.watches, rules.plain, rules.excluding
+    # watches a found term rules out (a top-level NOT)
+    blocked = frozenset().union(*(excluding[term] for term in present & excluding.keys()))
     for index in candidates(rules, present):
         if index in blocked:
             continue
@@ -442,18 +447,19 @@ def _near_met(program: Program, hits: Mapping[int, list[Hit]], scans: dict[str, 
             return _words_apart(hits, left, right, within)
         return closest(program, hits, scans) is not None
     # the same sentence or paragraph: compare the sets of places each side was found in
-    mine = [_places(hits, term, within, scans) for term in left if term in hits]
+    present = _present(hits)
+    mine = [_places(hits, term, within, scans) for term in left & present]
     if not mine:
         return False
     places = frozenset().union(*mine)
-    return any(not places.isdisjoint(_places(hits, t, within, scans)) for t in right if t in hits)
+    return any(not places.isdisjoint(_places(hits, t, within, scans)) for t in right & present)
 
 
 def _words_apart(hits: HitMap, left: Set[int], right: Set[int], within: int) -> bool:
     """Whether a left term and a right term were found in the same field, the later one
     starting at most `within` words after the earlier one ends (as `_near` says)."""
-    lefts = [hits.word_spans(term) for term in left if term in hits]
-    rights = [hits.word_spans(term) for term in right if term in hits]
+    lefts = [hits.word_spans(term) for term in left & hits.present]
+    rights = [hits.word_spans(term) for term in right & hits.present]
     for field in {field for spans in lefts for field in spans}:
         theirs = sorted(span for spans in rights for span in spans.get(field, ()))
         if not theirs:

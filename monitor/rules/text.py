@@ -38,7 +38,7 @@ _ASCII_SEPARATORS = str.maketrans(
     | {chr(i): " " for i in range(32)}
 )
 _SPACE_RUNS = re.compile("  +")  # two spaces or more (a literal start: the scan is quick)
-_BLOCK = 256  # stream characters per block of Scanned._spaces_before_block
+_BLOCK = 1024  # stream characters per block of Scanned._spaces_before_block
 _DISTINCT_LIMIT = 24  # up to this many distinct non-ASCII characters, str.replace each one
 
 
