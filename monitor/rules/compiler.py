@@ -97,8 +97,7 @@ class CompiledRules:
     postings: dict[int, tuple[tuple[tuple[int, int], frozenset[int]], ...]]
     clause_counts: tuple[int, ...]  # the numbers of clauses ways have
     way_watch: tuple[int, ...]  # the watch (index) of each way
-    excluding: dict[int, frozenset[int]]  # term -> watches it rules out (top-level NOT)
-    # Watches decided by their clauses and exclusions alone: no filter, no threshold, every field
+    # Watches decided by their ways and exclusions alone: no filter, no threshold, every field
     plain: frozenset[int]
     max_words: int  # the longest pattern, in words
     words: frozenset[str]  # every word of every pattern (a prefix pattern's stem included)
@@ -145,7 +144,6 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
         },
         clause_counts=tuple(sorted({len(way) for w in watches for way in w.ways})),
         way_watch=tuple(way_watch),
-        excluding=_excluding(watches),
         plain=frozenset(i for i, w in enumerate(watches) if _plain(w)),
         max_words=builder.max_words,
         words=frozenset(builder.words),
@@ -282,14 +280,6 @@ class _Builder:
             automaton.add_word(stream, (len(stream), tuple(patterns)))
         automaton.make_automaton()
         return automaton
-
-
-def _excluding(watches: tuple[CompiledWatch, ...]) -> dict[int, frozenset[int]]:
-    by_term: dict[int, set[int]] = defaultdict(set)
-    for index, watch in enumerate(watches):
-        for term in watch.excluded:
-            by_term[term].add(index)
-    return {term: frozenset(ids) for term, ids in by_term.items()}
 
 
 def _plain(watch: CompiledWatch) -> bool:

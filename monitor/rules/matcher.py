@@ -345,13 +345,11 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
         return []
     present = found.by_term.present
     matches = []
-    watches, plain, excluding = rules.watches, rules.plain, rules.excluding
-    # watches a found term rules out (a top-level NOT)
-    blocked = frozenset().union(*(excluding[term] for term in present & excluding.keys()))
+    watches, plain = rules.watches, rules.plain
     for index in candidates(rules, present):
-        if index in blocked:
-            continue
         watch = watches[index]
+        if watch.excluded and not watch.excluded.isdisjoint(present):
+            continue  # a found term rules it out (a top-level NOT)
         if index in plain:  # decided: every clause met, nothing excluded found
             matches.append(Match(watch, found, found.by_term))
             continue
