@@ -116,8 +116,9 @@ class Match:
 
 class HitMap(Mapping[int, list[Hit]]):
     """Term -> its hits, worked out when first asked: most watches only need to know which terms
-    were found, so a hit's word indexes and offsets are computed only for the terms that a
-    proximity clause, a snippet or an explanation reads."""
+    were found, and proximity needs only their sentences, paragraphs or word indexes (`places`,
+    `word_spans`), so a Hit's offsets are worked out only for the terms a snippet, an
+    explanation or a watch limited to some fields reads."""
 
     def __init__(self, scans: dict[str, Scanned], raw: dict[int, list[tuple[str, int, int]]]):
         self._scans = scans
@@ -350,7 +351,7 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
         watch = watches[index]
         if watch.excluded and not watch.excluded.isdisjoint(present):
             continue  # a found term rules it out (a top-level NOT)
-        if index in plain:  # decided: every clause met, nothing excluded found
+        if index in plain:  # decided: a way met whole, nothing excluded found
             matches.append(Match(watch, found, found.by_term))
             continue
         spec = watch.spec

@@ -316,6 +316,8 @@ class Scanned:
         first = self.word_index(at)
         return Compound(first, first + words - 1, at)
 
+    # --- sentences and paragraphs ---------------------------------------------------------------
+
     @cached_property
     def sentence_ends(self) -> list[int]:
         """Offsets where sentences end (each is the start of the gap before the next)."""
