@@ -223,6 +223,7 @@ def test_a_watch_can_look_at_the_title_only():
     assert not match(rules(title_only), Document("Talks in Geneva", "Russia said no."))
     (m,) = match(rules(title_only), Document("Russia says no", "Russia said no."))
     assert [(h.field, h.text) for h in m.hits] == [("title", "Russia")]
+    assert m.score == 3  # the title's weight: the text's Russia is not looked at
 
 
 def test_a_title_hit_weighs_more_than_a_text_hit_and_the_threshold_applies():
@@ -312,6 +313,25 @@ def test_a_watch_of_ands_ors_and_nots_is_decided_by_set_operations():
     assert [w.decided_by_sets for w in r.watches] == [True, False]
     assert not match(r, Document("", "Russia sent troops for an exercise."))
     assert [m.watch for m in match(r, Document("", "Russia sent troops."))] == ["plain"]
+
+
+def test_an_or_of_ands_is_looked_at_only_when_one_alternative_is_met_whole():
+    r = rules(
+        ("either", '"peace talks" OR (@russia AND troops) OR ceasefire'),
+        ("unless", '"peace talks" OR (@russia AND NOT troops)'),
+    )
+    assert [w.decided_by_sets for w in r.watches] == [True, False]
+    assert len(r.watches[0].ways) == 2  # @russia AND troops; "peace talks" OR ceasefire
+    russia = find(r, Document("", "Russia said nothing."))
+    assert [r.watches[i].name for i in candidates(r, russia.by_term)] == ["unless"]
+    for text, matched in [
+        ("Russia said nothing.", ["unless"]),
+        ("Russia sent troops.", ["either"]),
+        ("Troops and a ceasefire.", ["either"]),
+        ("Peace talks with Russia; troops.", ["either", "unless"]),
+        ("Nothing here.", []),
+    ]:
+        assert [m.watch for m in match(r, Document("", text))] == matched, text
 
 
 def test_identical_terms_of_different_watches_are_one_term():

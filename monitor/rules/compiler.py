@@ -6,12 +6,14 @@ actor's aliases, a hyphenated word split and joined) become patterns over the ke
 `monitor.rules.text` and go into one Aho-Corasick automaton (pyahocorasick, in C). Matching an
 article therefore costs one pass over its text whatever the number of watches.
 
-A watch's query AST becomes a program of nested tuples over term ids, and a list of *clauses*:
-sets of terms of which at least one must be present for the watch to match at all. The watches
-whose every clause met a found term are found with set operations in C over *postings* (for
-each term, the watches whose k-th clause holds it), so the Python work per article follows the
-watches that can match, not the watches there are. Most watches are an AND of ORs of terms with
-NOTs: their clauses and exclusions decide them; only the others run their program."""
+A watch's query AST becomes a program of nested tuples over term ids, and one or more *ways* to
+match: lists of *clauses*, sets of terms of which at least one must be present. A watch has one
+way unless it is an OR with ANDs among its alternatives ("ceasefire" OR (@russia AND talks)),
+which has one for each. The ways whose every clause met a found term are found with set
+operations in C over *postings* (for each term, the ways whose k-th clause holds it), so the
+Python work per article follows the watches that can match, not the watches there are. Most
+watches are an AND of ORs of terms with NOTs, or an OR of such ANDs without the NOTs: their ways
+and exclusions decide them; only the others run their program."""
 
 from __future__ import annotations
 
@@ -69,14 +71,17 @@ class Pattern:
 class CompiledWatch:
     spec: WatchSpec
     program: Program
-    clauses: tuple[frozenset[int], ...]  # each must meet the terms found
+    ways: tuple[tuple[frozenset[int], ...], ...]  # the clauses of one way must all be met
     scoring: frozenset[int]  # the terms that count towards the score (not under NOT)
     excluded: frozenset[int]  # terms under a top-level NOT: none may be found
-    # True when clauses and excluded say all the program says (an AND of ORs of terms, with
-    # NOTs), which is most watches: they are decided with set operations alone.
+    # True when ways and excluded say all the program says (an AND of ORs of terms, with NOTs;
+    # an OR of such ANDs, without), which is most watches: they are decided by set operations.
     decided_by_sets: bool
     # The score of one term by the fields it was found in (bit 1: title, bit 2: text).
     weight_by_fields: tuple[float, float, float, float]
+    # False when no score can fall short of the threshold (it is 0, no weight is negative): a
+    # match's score is then worked out only if read.
+    needs_score: bool
 
     @property
     def name(self) -> str:
@@ -88,11 +93,11 @@ class CompiledRules:
     automaton: Any  # ahocorasick.Automaton; values are (pattern length, tuple of Pattern)
     terms: tuple[TermInfo, ...]
     watches: tuple[CompiledWatch, ...]
-    # term -> ((clause count n, clause position k), watches with n clauses whose k-th holds it)
+    # term -> ((clause count n, clause position k), ways with n clauses whose k-th holds it)
     postings: dict[int, tuple[tuple[tuple[int, int], frozenset[int]], ...]]
-    clause_counts: tuple[int, ...]  # the numbers of clauses watches have
-    excluding: dict[int, frozenset[int]]  # term -> watches it rules out (top-level NOT)
-    # Watches decided by their clauses and exclusions alone: no filter, no threshold, every field
+    clause_counts: tuple[int, ...]  # the numbers of clauses ways have
+    way_watch: tuple[int, ...]  # the watch (index) of each way
+    # Watches decided by their ways and exclusions alone: no filter, no threshold, every field
     plain: frozenset[int]
     max_words: int  # the longest pattern, in words
     words: frozenset[str]  # every word of every pattern (a prefix pattern's stem included)
@@ -120,11 +125,14 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
     builder = _Builder(rules.actors)
     watches = tuple(builder.watch(spec) for spec in rules.watches)
     postings: dict[int, dict[tuple[int, int], list[int]]] = defaultdict(lambda: defaultdict(list))
+    way_watch: list[int] = []
     for index, watch in enumerate(watches):
-        n = len(watch.clauses)
-        for k, clause in enumerate(watch.clauses):
-            for term in clause:
-                postings[term][(n, k)].append(index)
+        for clauses in watch.ways:
+            way = len(way_watch)
+            way_watch.append(index)
+            for k, clause in enumerate(clauses):
+                for term in clause:
+                    postings[term][(len(clauses), k)].append(way)
     automaton = builder.automaton()
     return CompiledRules(
         automaton=automaton,
@@ -134,8 +142,8 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
             term: tuple((key, frozenset(ids)) for key, ids in by_clause.items())
             for term, by_clause in postings.items()
         },
-        clause_counts=tuple(sorted({len(w.clauses) for w in watches})),
-        excluding=_excluding(watches),
+        clause_counts=tuple(sorted({len(way) for w in watches for way in w.ways})),
+        way_watch=tuple(way_watch),
         plain=frozenset(i for i, w in enumerate(watches) if _plain(w)),
         max_words=builder.max_words,
         words=frozenset(builder.words),
@@ -158,8 +166,8 @@ class _Builder:
 
     def watch(self, spec: WatchSpec) -> CompiledWatch:
         program = self.program(spec.expr, spec.inflect)
-        clauses = tuple(dict.fromkeys(_clauses(program)))
-        if not clauses:
+        ways = _ways(program)
+        if not ways:
             raise RuleCompileError(f"watch {spec.name!r}: nothing to look for")
         excluded, by_sets = _top_level_exclusions(program)
         by_sets = by_sets and tuple(spec.fields) == FIELDS
@@ -167,11 +175,12 @@ class _Builder:
         return CompiledWatch(
             spec,
             program,
-            clauses,
+            ways,
             frozenset(_scoring(program)),
             excluded,
             by_sets,
             (0.0, title, text, title + text),
+            spec.threshold > 0 or any(weight < 0 for weight in spec.weights.values()),
         )
 
     def program(self, node: Node, inflected: bool) -> Program:
@@ -273,14 +282,6 @@ class _Builder:
         return automaton
 
 
-def _excluding(watches: tuple[CompiledWatch, ...]) -> dict[int, frozenset[int]]:
-    by_term: dict[int, set[int]] = defaultdict(set)
-    for index, watch in enumerate(watches):
-        for term in watch.excluded:
-            by_term[term].add(index)
-    return {term: frozenset(ids) for term, ids in by_term.items()}
-
-
 def _plain(watch: CompiledWatch) -> bool:
     spec = watch.spec
     return watch.decided_by_sets and not spec.filters and spec.threshold <= 0
@@ -298,6 +299,22 @@ def _variants(text: str) -> list[tuple[list[str], bool]]:
 
 def _shape(text: str, joined: bool) -> tuple[str, ...]:
     return tuple(shapes((join_compounds(text) or text) if joined else text))
+
+
+def _ways(program: Program) -> tuple[tuple[frozenset[int], ...], ...]:
+    """The ways `program` can be true, each as clauses that must all be met; none if it needs
+    nothing present. One way, unless the program is an OR with ANDs among its alternatives:
+    then one for each AND, and one for the other alternatives together (one clause of their
+    terms). A watch of one AND per way is looked at only when one of them is met whole."""
+    if program[0] == OR and any(item[0] == AND for item in program[1]):
+        ands = [item for item in program[1] if item[0] == AND]
+        others = [item for item in program[1] if item[0] != AND]
+        parts = ands + ([(OR, tuple(others), None)] if others else [])
+        ways = tuple(tuple(dict.fromkeys(_clauses(part))) for part in parts)
+        if all(ways):
+            return ways
+    clauses = tuple(dict.fromkeys(_clauses(program)))
+    return (clauses,) if clauses else ()
 
 
 def _clauses(program: Program) -> list[frozenset[int]]:
@@ -319,7 +336,14 @@ def _clauses(program: Program) -> list[frozenset[int]]:
 
 def _top_level_exclusions(program: Program) -> tuple[frozenset[int], bool]:
     """The terms under the program's top-level NOTs, and whether the program is only terms, ORs
-    of terms and such NOTs under one AND (so its clauses and exclusions decide it)."""
+    of terms and such NOTs under one AND, or an OR of terms and of ANDs of terms and ORs of
+    terms (so its ways and exclusions decide it)."""
+    if program[0] == OR:
+        decided = all(
+            _terms_only(item) or (item[0] == AND and all(_terms_only(i) for i in item[1]))
+            for item in program[1]
+        )
+        return frozenset(), decided
     items = program[1] if program[0] == AND else (program,)
     excluded: set[int] = set()
     simple = True

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import NamedTuple
@@ -23,10 +24,11 @@ from monitor.rules.compiler import (
     CompiledWatch,
     Pattern,
     Program,
+    TermInfo,
 )
 from monitor.rules.snippet import Snippet, best_snippet
 from monitor.rules.spec import FIELDS, Filters
-from monitor.rules.text import Scanned
+from monitor.rules.text import Compound, Scanned, shapes
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,30 +66,35 @@ class TermHit:
 
 class Match:
     """A watch an article matched, with its score; every term found (field, offsets, as written)
-    and the snippet are worked out when first read, so deciding costs only the decision."""
+    and the snippet are worked out when first read, so deciding costs only the decision (one
+    small object per match: an article matches dozens of watches, most never read further)."""
 
-    __slots__ = ("watch", "_score", "_details", "_resolved")
+    __slots__ = ("watch", "_compiled", "_found", "_hits", "_score", "_resolved")
 
     def __init__(
         self,
-        watch: str,
-        score: float | Callable[[], float],
-        details: Callable[[], tuple[tuple[TermHit, ...], Snippet]],
+        compiled: CompiledWatch,
+        found: Found,
+        hits: Mapping[int, list[Hit]],
+        score: float | None = None,  # None: worked out when read (when no threshold needs it)
     ) -> None:
-        self.watch = watch
-        self._score = score  # a watch without a threshold has its score worked out when read
-        self._details = details
+        self.watch = compiled.spec.name
+        self._compiled = compiled
+        self._found = found
+        self._hits = hits
+        self._score = score
         self._resolved: tuple[tuple[TermHit, ...], Snippet] | None = None
 
     @property
     def score(self) -> float:
-        if callable(self._score):
-            self._score = self._score()
+        if self._score is None:
+            found, watch, hits = self._found, self._compiled, self._hits
+            self._score = _score(found, watch) if hits is found.by_term else score_of(watch, hits)
         return self._score
 
     def _resolve(self) -> tuple[tuple[TermHit, ...], Snippet]:
         if self._resolved is None:
-            self._resolved = self._details()
+            self._resolved = _details(self._compiled, self._hits, self._found)
         return self._resolved
 
     @property
@@ -109,8 +116,9 @@ class Match:
 
 class HitMap(Mapping[int, list[Hit]]):
     """Term -> its hits, worked out when first asked: most watches only need to know which terms
-    were found, so a hit's word indexes and offsets are computed only for the terms that a
-    proximity clause, a snippet or an explanation reads."""
+    were found, and proximity needs only their sentences, paragraphs or word indexes (`places`,
+    `word_spans`), so a Hit's offsets are worked out only for the terms a snippet, an
+    explanation or a watch limited to some fields reads."""
 
     def __init__(self, scans: dict[str, Scanned], raw: dict[int, list[tuple[str, int, int]]]):
         self._scans = scans
@@ -118,6 +126,8 @@ class HitMap(Mapping[int, list[Hit]]):
         self.present = frozenset(raw)
         self._done: dict[int, list[Hit]] = {}
         self._places: dict[tuple[int, str], frozenset[tuple[str, int]]] = {}
+        self._ends: dict[str, dict[str, list[int]]] = {}  # unit -> field -> its ends, in stream
+        self._word_spans: dict[int, dict[str, list[tuple[int, int]]]] = {}
         self.extra: dict[int, list[Hit]] = {}  # hits found already resolved (compounds)
 
     def __getitem__(self, term: int) -> list[Hit]:
@@ -155,16 +165,36 @@ class HitMap(Mapping[int, list[Hit]]):
         the stream positions without building its hits; kept for the article."""
         found = self._places.get((term, unit))
         if found is None:
-            spots = set()
-            for field, at, _ in self._raw[term]:
-                if at >= 0:
-                    scan = self._scans[field]
-                    offset = scan.starts[scan.token_at(at)]
-                    spots.add((field, scan.unit_of(unit, offset)))
+            ends = self._ends.get(unit)
+            if ends is None:
+                ends = self._ends[unit] = {
+                    f: scan.ends_in_stream(unit) for f, scan in self._scans.items()
+                }
+            spots = {
+                (field, bisect_right(ends[field], at))
+                for field, at, _ in self._raw[term]
+                if at >= 0  # not a compound's placeholder
+            }
             for hit in self.extra.get(term, ()):
                 spots.add((hit.field, self._scans[hit.field].unit_of(unit, hit.start)))
             found = self._places[(term, unit)] = frozenset(spots)
         return found
+
+    def word_spans(self, term: int) -> dict[str, list[tuple[int, int]]]:
+        """Each field's (first, last) word indexes where a term was found, sorted: what NEAR/N
+        compares, worked out from the stream positions without building its hits; kept for the
+        article."""
+        spans = self._word_spans.get(term)
+        if spans is None:
+            by_field: dict[str, list[tuple[int, int]]] = defaultdict(list)
+            for field, at, words in self._raw[term]:
+                if at >= 0:  # not a compound's placeholder
+                    first = self._scans[field].word_index(at)
+                    by_field[field].append((first, first + words - 1))
+            for hit in self.extra.get(term, ()):
+                by_field[hit.field].append((hit.first, hit.last))
+            spans = self._word_spans[term] = {f: sorted(s) for f, s in by_field.items()}
+        return spans
 
     def fields(self) -> dict[int, int]:
         """Each term's fields as bits: 1 title, 2 text."""
@@ -184,6 +214,7 @@ class Found:
 
     scans: dict[str, Scanned]
     by_term: HitMap
+    terms: Sequence[TermInfo]  # the rules' terms, for their labels
     shown: dict[Hit, TermHit] = dataclasses.field(default_factory=dict)  # built by _details, shared
 
     @functools.cached_property
@@ -215,7 +246,7 @@ def find(rules: CompiledRules, doc: Document) -> Found:
         _find_in(rules, scan, field, raw, extra)
     hits = HitMap(scans, dict(raw))
     hits.extra = dict(extra)
-    return Found(scans, hits)
+    return Found(scans, hits, rules.terms)
 
 
 def _find_in(
@@ -230,21 +261,22 @@ def _find_in(
     for end, (length, patterns) in rules.automaton.iter(scan.stream):
         at = end - length + 2  # where the first key starts in the stream
         for p in patterns:
-            if p.shape is not None and not _written_so(p, scan, scan.token_at(at)):
+            if p.shape is not None and not _written_so(p, scan, at):
                 continue
             raw[p.term].append((field, at, p.words))
     # A compound is also tried as one word ("build-up" as "buildup"), if any pattern has it.
-    for lo, hi in scan.compounds(rules.could_use):
-        for hit in _compound_hits(rules, scan, field, lo, hi):
+    for compound in scan.compounds(rules.could_use):
+        for hit in _compound_hits(rules, scan, field, compound):
             extra[hit.term].append(hit)
             raw[hit.term].append((field, -1, 0))  # found: presence and field
 
 
 def _compound_hits(
-    rules: CompiledRules, scan: Scanned, field: str, lo: int, hi: int
+    rules: CompiledRules, scan: Scanned, field: str, compound: Compound
 ) -> Iterable[Hit]:
-    """Hits that include words[lo..hi] joined into one word, looked for in a window of the
-    words around them as long as the longest pattern."""
+    """Hits that include the compound's words joined into one word, looked for in a window of
+    the words around them as long as the longest pattern."""
+    lo, hi = compound.first, compound.last
     reach = rules.max_words - 1
     begin, stop = max(0, lo - reach), min(len(scan.keys), hi + 1 + reach)
     keys = scan.keys
@@ -264,28 +296,32 @@ def _compound_hits(
                 continue  # the split text gave this hit already
             first = word(first_w)
             last = hi if last_w == joined else word(last_w)
+            start = scan.offset_at(scan.locate(first, compound))
+            stop = scan.offset_at(scan.locate(last, compound)) + len(keys[last])
             if p.shape is not None and not _shape_fits(
-                p, _joined_shapes(scan, first, last, lo, hi)
+                p, _joined_shapes(scan.text[start:stop], first, lo, hi)
             ):
                 continue
-            start, stop = scan.span(first, last)
             yield Hit(p.term, field, start, stop, first, last)
 
 
-def _written_so(pattern: Pattern, scan: Scanned, first: int) -> bool:
-    """Whether words first... of the text are written as the case-sensitive pattern says."""
+def _written_so(pattern: Pattern, scan: Scanned, at: int) -> bool:
+    """Whether the words of the text at stream position `at` are written as the
+    case-sensitive pattern says."""
     assert pattern.shape is not None
     if pattern.words == 1:  # most such aliases ("US", "NATO"): compare the word as written
-        start = scan.starts[first]
-        word = scan.text[start : start + len(scan.keys[first])]
+        start = scan.offset_at(at)
+        word = scan.text[start : start + scan.stream.index(" ", at) - at]
         if word.isascii():  # no diacritics to fold: as written is its shape
             shape = pattern.shape[0]
             return word.startswith(shape) if pattern.prefix else word == shape
-    return _shape_fits(pattern, scan.shapes(first, first + pattern.words - 1))
+    start, end = scan.text_span(at, pattern.words)
+    return _shape_fits(pattern, shapes(scan.text[start:end]))
 
 
-def _joined_shapes(scan: Scanned, first: int, last: int, lo: int, hi: int) -> list[str]:
-    words = scan.shapes(first, last)
+def _joined_shapes(written: str, first: int, lo: int, hi: int) -> list[str]:
+    """The shapes of words `first`... (`written`), those of the compound lo..hi joined."""
+    words = shapes(written)
     a, b = lo - first, hi - first  # the compound's words among them
     return [*words[:a], "".join(words[a : b + 1]), *words[b + 1 :]]
 
@@ -308,19 +344,15 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
     found = find(rules, doc)
     if not found.by_term:
         return []
-    present = set(found.by_term)
+    present = found.by_term.present
     matches = []
     watches, plain = rules.watches, rules.plain
-    excluded = [rules.excluding[t] for t in present if t in rules.excluding]
-    blocked = frozenset().union(*excluded)  # watches a found term rules out (a top-level NOT)
     for index in candidates(rules, present):
-        if index in blocked:
-            continue
         watch = watches[index]
-        if index in plain:  # decided: every clause met, nothing excluded found
-            lazy_score = functools.partial(_score, found, watch)
-            details = functools.partial(_details, rules, watch, found.by_term, found)
-            matches.append(Match(watch.name, lazy_score, details))
+        if watch.excluded and not watch.excluded.isdisjoint(present):
+            continue  # a found term rules it out (a top-level NOT)
+        if index in plain:  # decided: a way met whole, nothing excluded found
+            matches.append(Match(watch, found, found.by_term))
             continue
         spec = watch.spec
         if spec.filters and not passes(spec.filters, doc):
@@ -328,28 +360,42 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
         hits = found.within(spec.fields)
         if not watch.decided_by_sets and not evaluate(watch.program, hits, found.scans):
             continue
+        if not watch.needs_score:
+            matches.append(Match(watch, found, hits))
+            continue
         score = _score(found, watch) if hits is found.by_term else score_of(watch, hits)
         if score >= spec.threshold:
-            details = functools.partial(_details, rules, watch, hits, found)
-            matches.append(Match(watch.name, score, details))
+            matches.append(Match(watch, found, hits, score))
     return matches
 
 
 def candidates(rules: CompiledRules, present: Iterable[int]) -> list[int]:
-    """The watches (indexes, in order) each of whose clauses met a found term: the only ones
-    looked at further. Unions and intersections of postings, in C."""
+    """The watches (indexes, in order) with a way each of whose clauses met a found term: the
+    only ones looked at further. Unions and intersections of postings, in C."""
     met: dict[tuple[int, int], list[frozenset[int]]] = defaultdict(list)
     postings = rules.postings
     for term in present:
-        for key, watches in postings.get(term, ()):
-            met[key].append(watches)
+        for key, ways in postings.get(term, ()):
+            met[key].append(ways)
     found: set[int] = set()
     for n in rules.clause_counts:
         groups = [met.get((n, k), []) for k in range(n)]
-        if not all(groups):
-            continue  # a clause position no found term meets: no watch with n clauses matches
-        found |= frozenset.intersection(*(frozenset().union(*g) for g in groups))
-    return sorted(found)
+        if all(groups):  # else a clause position no found term meets: no way with n clauses
+            found |= _all_met(groups)
+    return sorted(set(map(rules.way_watch.__getitem__, found)))
+
+
+def _all_met(groups: list[list[frozenset[int]]]) -> frozenset[int]:
+    """The ways in (a set of) every group. Starting from the rarest clause position, each
+    other one only filters the survivors: `survivors & ways` walks the smaller of the two, so
+    the common terms' long postings (@ukraine's) are not copied into a union."""
+    groups.sort(key=lambda group: sum(map(len, group)))
+    survivors = frozenset().union(*groups[0])
+    for group in groups[1:]:
+        if not survivors:
+            break
+        survivors = frozenset().union(*[survivors & ways for ways in group])
+    return survivors
 
 
 def passes(filters: Filters, doc: Document) -> bool:
@@ -396,13 +442,39 @@ def _present(hits: Mapping[int, list[Hit]]) -> Set[int]:
 def _near_met(program: Program, hits: Mapping[int, list[Hit]], scans: dict[str, Scanned]) -> bool:
     _, left, right, within = program
     if isinstance(within, int):
+        if isinstance(hits, HitMap):
+            return _words_apart(hits, left, right, within)
         return closest(program, hits, scans) is not None
     # the same sentence or paragraph: compare the sets of places each side was found in
-    mine = [_places(hits, term, within, scans) for term in left if term in hits]
+    present = _present(hits)
+    mine = [_places(hits, term, within, scans) for term in left & present]
     if not mine:
         return False
     places = frozenset().union(*mine)
-    return any(not places.isdisjoint(_places(hits, t, within, scans)) for t in right if t in hits)
+    return any(not places.isdisjoint(_places(hits, t, within, scans)) for t in right & present)
+
+
+def _words_apart(hits: HitMap, left: Set[int], right: Set[int], within: int) -> bool:
+    """Whether a left term and a right term were found in the same field, the later one
+    starting at most `within` words after the earlier one ends (as `_near` says)."""
+    lefts = [hits.word_spans(term) for term in left & hits.present]
+    rights = [hits.word_spans(term) for term in right & hits.present]
+    for field in {field for spans in lefts for field in spans}:
+        theirs = sorted(span for spans in rights for span in spans.get(field, ()))
+        if not theirs:
+            continue
+        firsts = [first for first, _ in theirs]
+        longest = max(last - first for first, last in theirs)
+        for spans in lefts:
+            for first, last in spans.get(field, ()):
+                # only right spans starting from `within` + `longest` words before this one to
+                # `within` words after it can be that close
+                low = bisect_left(firsts, first - within - longest)
+                high = bisect_right(firsts, last + within)
+                for b_first, b_last in theirs[low:high]:
+                    if max(b_first - last, first - b_last) <= within:
+                        return True
+    return False
 
 
 def _places(
@@ -456,7 +528,7 @@ def score_of(watch: CompiledWatch, hits: Mapping[int, list[Hit]]) -> float:
 
 
 def _details(
-    rules: CompiledRules, watch: CompiledWatch, hits: Mapping[int, list[Hit]], found: Found
+    watch: CompiledWatch, hits: Mapping[int, list[Hit]], found: Found
 ) -> tuple[tuple[TermHit, ...], Snippet]:
     mine = [hit for term in watch.scoring for hit in hits.get(term, ())]
     mine.sort(key=_in_reading_order)
@@ -464,7 +536,7 @@ def _details(
     for hit in mine:  # one article's matches share their terms: each is built once
         if hit not in shown:
             text = found.scans[hit.field].text[hit.start : hit.end]
-            label = rules.terms[hit.term].label
+            label = found.terms[hit.term].label
             shown[hit] = TermHit(label, hit.field, hit.start, hit.end, text)
     return tuple(shown[hit] for hit in mine), snippet_for(found, mine)
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate, compress
 from operator import add
+from typing import NamedTuple
 
 APOSTROPHES = "'’ʼ‘`´"
 HYPHENS = "-‐‑"  # hyphen-minus, hyphen, non-breaking hyphen (not dashes, which separate)
@@ -36,6 +37,8 @@ _ASCII_SEPARATORS = str.maketrans(
     {c: " " for c in string.punctuation + string.whitespace + "\x00\x7f"}
     | {chr(i): " " for i in range(32)}
 )
+_SPACE_RUNS = re.compile("  +")  # two spaces or more (a literal start: the scan is quick)
+_BLOCK = 1024  # stream characters per block of Scanned._spaces_before_block
 _DISTINCT_LIMIT = 24  # up to this many distinct non-ASCII characters, str.replace each one
 
 
@@ -144,25 +147,113 @@ def join_compounds(text: str) -> str | None:
 # A field of an article, scanned
 
 
+class Compound(NamedTuple):
+    """Words joined by hyphens or apostrophes: the first and last word's indexes, and where the
+    first word's key starts in the stream."""
+
+    first: int
+    last: int
+    at: int
+
+
 @dataclass
 class Scanned:
     """One field's keys and the stream the automaton runs over, with the way back to offsets.
 
     `stream` is " key0 key1 ... keyN " (a space before and after every key), so a pattern
-    " troops " can only match whole words and " sanction" only at a word's start."""
+    " troops " can only match whole words and " sanction" only at a word's start.
+
+    The automaton reports stream positions. Deciding a watch turns only a few of them into text
+    offsets (a case-sensitive alias, a sentence, a paragraph: `offset_at`) or word indexes
+    (NEAR/N: `word_index`), from the few places where stream and text drift apart and by
+    counting spaces in C. The per-word tables (`starts`, `token_at`) take a pass in Python over
+    every word: only a match's details, which want every hit's offsets, build them."""
 
     text: str
     keys: list[str]
     stream: str
+    folded: str = field(repr=False)  # fold(text): as long as the text, separators as spaces
     _parts: list[str] = field(repr=False)  # the folded text split at every single space
 
     @classmethod
     def of(cls, text: str) -> Scanned:
         if not text.isascii() and not unicodedata.is_normalized("NFC", text):
             text = unicodedata.normalize("NFC", text)  # "e" + combining accent is one letter
-        parts = fold(text).split(" ")
+        folded = fold(text)
+        parts = folded.split(" ")
         ks = [part for part in parts if part]
-        return cls(text, ks, " " + " ".join(ks) + " ", parts)
+        return cls(text, ks, " " + " ".join(ks) + " ", folded, parts)
+
+    # --- stream positions and text offsets, for the few positions asked about ----------------
+
+    @cached_property
+    def _drift(self) -> tuple[list[int], list[int], list[int]]:
+        """Where text offsets and stream positions drift apart, as three aligned lists: the
+        stream position and the text offset of the word after each run of spaces that is not
+        one space between two words, and text offset minus stream position from that word on.
+
+        The stream has one space before each key; the folded text has the same keys with runs
+        of spaces of any length (", " is two), so the difference changes only at its leading
+        spaces and at its runs of two or more: a hundred or so in a 1,000-word article. (The
+        lists start with the first key, so every key has an entry at or before it.)"""
+        in_stream: list[int] = []
+        in_text: list[int] = []
+        drifts: list[int] = []
+        folded = self.folded
+        leading = len(folded) - len(folded.lstrip(" "))
+        drift = leading - 1  # the first key: after one space in the stream, `leading` in the text
+        in_stream.append(1)
+        in_text.append(leading)
+        drifts.append(drift)
+        for run in _SPACE_RUNS.finditer(folded, leading):
+            start, end = run.span()
+            drift += end - start - 1  # between two words, the stream keeps one space
+            in_stream.append(end - drift)
+            in_text.append(end)
+            drifts.append(drift)
+        return in_stream, in_text, drifts
+
+    def offset_at(self, stream_pos: int) -> int:
+        """The text offset of the key that starts at `stream_pos` in the stream."""
+        in_stream, _, drifts = self._drift
+        return stream_pos + drifts[bisect_right(in_stream, stream_pos) - 1]
+
+    def stream_pos_at(self, offset: int) -> int:
+        """The stream position of the key of the word that starts at text offset `offset`."""
+        _, in_text, drifts = self._drift
+        return offset - drifts[bisect_right(in_text, offset) - 1]
+
+    @cached_property
+    def _spaces_before_block(self) -> list[int]:
+        """The spaces in the stream before each block of _BLOCK characters: a few counts in C,
+        so that a word index counts at most one block."""
+        stream = self.stream
+        blocks = (stream.count(" ", at, at + _BLOCK) for at in range(0, len(stream), _BLOCK))
+        return list(accumulate(blocks, initial=0))
+
+    def word_index(self, stream_pos: int) -> int:
+        """The index of the word whose key starts at `stream_pos`: the spaces before it, less
+        the stream's leading one."""
+        block = stream_pos // _BLOCK
+        in_block = self.stream.count(" ", block * _BLOCK, stream_pos)
+        return self._spaces_before_block[block] + in_block - 1
+
+    def text_span(self, stream_pos: int, words: int) -> tuple[int, int]:
+        """Text offsets from the start of the key at `stream_pos` to the end of the `words`-th
+        key from there."""
+        stream, last = self.stream, stream_pos
+        for _ in range(words - 1):
+            last = stream.index(" ", last) + 1
+        return self.offset_at(stream_pos), self.offset_at(last) + stream.index(" ", last) - last
+
+    def locate(self, word: int, near: Compound) -> int:
+        """The stream position of the key of word `word`, counted from a compound close by."""
+        keys = self.keys
+        if word >= near.first:
+            return near.at + sum(map(len, keys[near.first : word])) + word - near.first
+        return near.at - sum(map(len, keys[word : near.first])) - (near.first - word)
+
+    # --- per-word tables, for a match's details -----------------------------------------------
 
     @cached_property
     def _stream_starts(self) -> list[int]:
@@ -186,20 +277,16 @@ class Scanned:
         starts = self.starts
         return starts[first], starts[last] + len(self.keys[last])
 
-    def shapes(self, first: int, last: int) -> list[str]:
-        """Words `first` to `last` as case-sensitive aliases compare them."""
-        start, end = self.span(first, last)
-        return shapes(self.text[start:end])
+    # --- hyphenated and apostrophised compounds -----------------------------------------------
 
-    def compounds(self, wanted: Callable[[str], bool] | None = None) -> list[tuple[int, int]]:
-        """Runs of words joined by hyphens or apostrophes, as (first, last) word indexes; only
-        those whose joined key `wanted` accepts (so the word offsets, a pass over the whole
-        text, are worked out only when some pattern could match the joined word)."""
+    def compounds(self, wanted: Callable[[str], bool] | None = None) -> list[Compound]:
+        """Runs of words joined by hyphens or apostrophes; only those whose joined key `wanted`
+        accepts (there are few, and only they have their words located)."""
         text = self.text
         junctions = sorted(
             at for joiner in JOINERS if joiner in text for at in _positions(text, joiner)
         )
-        runs: list[tuple[int, int]] = []
+        runs: list[Compound] = []
         covered = -1
         for at in junctions:
             if at <= covered or not (0 < at < len(text) - 1):
@@ -212,12 +299,24 @@ class Scanned:
             covered = end
             if wanted is not None and not wanted(_joined_key(text[start:end])):
                 continue
-            starts = self.starts
-            first = bisect_left(starts, start)
-            last = bisect_right(starts, end - 1) - 1
-            if first < last and starts[first] == start:
-                runs.append((first, last))
+            if (compound := self._compound(start, end)) is not None:
+                runs.append(compound)
         return runs
+
+    def _compound(self, start: int, end: int) -> Compound | None:
+        """The words of text[start:end] if a word starts at `start` and more than one does
+        (a letter may fold to a space, or a combining mark start a word)."""
+        folded = self.folded
+        if folded[start] == " " or (start > 0 and folded[start - 1] != " "):
+            return None
+        words = sum(1 for part in folded[start:end].split(" ") if part)
+        if words < 2:
+            return None
+        at = self.stream_pos_at(start)
+        first = self.word_index(at)
+        return Compound(first, first + words - 1, at)
+
+    # --- sentences and paragraphs ---------------------------------------------------------------
 
     @cached_property
     def sentence_ends(self) -> list[int]:
@@ -231,7 +330,8 @@ class Scanned:
 
     @cached_property
     def paragraph_ends(self) -> list[int]:
-        return [m.start() for m in _PARAGRAPH_BREAK.finditer(self.text)]
+        """Offsets where paragraphs end: the start of the whitespace around each line break."""
+        return paragraph_ends(self.text)
 
     def sentence_of(self, offset: int) -> int:
         return bisect_right(self.sentence_ends, offset)
@@ -244,12 +344,43 @@ class Scanned:
         ends = self.sentence_ends if unit == "sentence" else self.paragraph_ends
         return bisect_right(ends, offset)
 
+    def ends_in_stream(self, unit: str) -> list[int]:
+        """The ends of sentences or paragraphs (`unit`) as stream positions: the key at stream
+        position `at` is in unit bisect_right(ends_in_stream(unit), at), the same number as
+        unit_of(unit, offset_at(at)), one bisect and no offset for each of a term's hits."""
+        if unit == "sentence":
+            return self._sentence_ends_in_stream
+        return self._paragraph_ends_in_stream
+
+    @cached_property
+    def _sentence_ends_in_stream(self) -> list[int]:
+        return self._in_stream(self.sentence_ends)
+
+    @cached_property
+    def _paragraph_ends_in_stream(self) -> list[int]:
+        return self._in_stream(self.paragraph_ends)
+
+    def _in_stream(self, offsets: list[int]) -> list[int]:
+        """For each text offset (ascending), the first stream position whose text offset is at
+        or after it. Text offset = stream position + drift, and the drift only grows (by a
+        run's extra spaces, where the text skips ahead), so it is a strictly rising function."""
+        in_stream, in_text, drifts = self._drift
+        next_keys = [*in_stream[1:], len(self.stream)]  # where each run's stretch ends
+        found = []
+        for offset in offsets:
+            run = bisect_right(in_text, offset) - 1
+            if run < 0:  # before the first key: every key is after it
+                found.append(in_stream[0])
+                continue
+            at = offset - drifts[run]  # or in the spaces skipped before the next run's key
+            found.append(at if at < next_keys[run] else next_keys[run])
+        return found
+
 
 # --------------------------------------------------------------------------------------------------
 # Sentences
 
 
-_PARAGRAPH_BREAK = re.compile(r"\s*\n\s*")
 # Words after which a full stop does not end the sentence.
 _ABBREVIATIONS = [
     *("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "Gen", "Lt", "Col", "Maj", "Sgt", "Capt", "Cmdr"),
@@ -259,23 +390,56 @@ _ABBREVIATIONS = [
 ]
 # A sentence ends at . ! ? or … (with closing quotes/brackets) before spaces and then a capital,
 # a digit or an opening quote; or at a line break. A dot after an abbreviation, an initial ("A.")
-# or a dotted abbreviation ("U.S.") does not end one. The regex finds the candidates in C; the
-# few dots among them are then checked in Python (lookbehinds in the regex cost three times more).
+# or a dotted abbreviation ("U.S.") does not end one. The regex is tried only where str.find
+# (memchr) finds a terminator: a regex scan checks its first character class at every character,
+# five times slower. The few dots that match are then checked in Python (lookbehinds in the
+# regex cost three times more).
 _ABBREVIATIONS_FOLDED = frozenset(a.casefold() for a in _ABBREVIATIONS)
 _LOWER = "a-zà-ÿа-яёіїєґ"
+_TERMINATORS = ".!?…"
 _SENTENCE_END = re.compile(
-    rf"[.!?…]+[\"'”’»)\]]*(?P<gap>[ \t\r\f\v]+)(?=[\"'“‘«(\[]?(?![{_LOWER}])[^\W_])"
+    rf"[{_TERMINATORS}]+[\"'”’»)\]]*(?P<gap>[ \t\r\f\v]+)(?=[\"'“‘«(\[]?(?![{_LOWER}])[^\W_])"
 )
 
 
 def sentence_ends(text: str) -> list[int]:
     """Offsets of the gaps between sentences: "Mr. Blinken" and "U.S. officials" do not end one."""
-    ends = [
-        m.start("gap") for m in _SENTENCE_END.finditer(text) if not _after_abbreviation(text, m)
-    ]
-    if "\n" in text:  # a line break always ends one (a separate scan: an alternation is slow)
+    ends = [m.start("gap") for m in _sentence_end_matches(text) if not _after_abbreviation(text, m)]
+    if "\n" in text:  # a line break always ends one
         breaks = [at for at in _positions(text, "\n") if at == 0 or text[at - 1] != "\n"]
         ends = sorted({*ends, *breaks})
+    return ends
+
+
+def _sentence_end_matches(text: str) -> Iterator[re.Match[str]]:
+    """What _SENTENCE_END.finditer(text) finds. A match starts at a terminator; where it fails
+    at the first of a run of terminators ("?!"), it fails at the others too (the run is taken
+    whole), so trying each terminator not inside the last match finds the same matches."""
+    terminators = sorted(
+        at for char in _TERMINATORS if char in text for at in _positions(text, char)
+    )
+    match, resume = _SENTENCE_END.match, 0
+    for at in terminators:
+        if at >= resume and (found := match(text, at)) is not None:
+            resume = found.end()
+            yield found
+
+
+def paragraph_ends(text: str) -> list[int]:
+    """Offsets of the gaps between paragraphs: where the whitespace around each line break
+    starts. (A regex for "whitespace, line break, whitespace" tries at every character.)"""
+    ends: list[int] = []
+    resume = 0
+    for at in _positions(text, "\n"):
+        if at < resume:
+            continue  # in the whitespace after the last break (a blank line)
+        start = at
+        while start > resume and text[start - 1].isspace():
+            start -= 1
+        resume = at + 1
+        while resume < len(text) and text[resume].isspace():
+            resume += 1
+        ends.append(start)
     return ends
 
 

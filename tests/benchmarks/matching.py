@@ -485,6 +485,12 @@ def main() -> None:
         f"{terms_found:.0f} / {looked_at:.0f} / {programs:.0f} / "
         f"{statistics.median(len(f) for f in compiled_found):.0f}",
     )
+    small = compiled[min(SIZES)]  # what the growth figure divides by: no hits, no matches?
+    result.add(
+        f"  same at {min(SIZES)} watches: terms found / matched",
+        f"{statistics.median(len(find(small, doc).by_term) for doc in docs):.0f} / "
+        f"{statistics.median(len(match(small, doc)) for doc in docs):.0f}",
+    )
 
     # -- method notes
     shapes: dict[str, int] = {}
