@@ -322,8 +322,9 @@ def _median_ms(times: list[float]) -> float:
 
 
 def _funnel(rules: CompiledRules, doc: Document) -> tuple[int, int, int]:
-    """Terms found, watches whose every clause met one (looked at), and those among them that
-    needed their program run (not decided by set operations alone)."""
+    """Terms found, candidate watches (one of their ways to match has every clause met by a
+    term found), and those among them that needed their program run (not decided by set
+    operations alone)."""
     present = set(find(rules, doc).by_term)
     looked_at = candidates(rules, present)
     programs = sum(1 for i in looked_at if not rules.watches[i].decided_by_sets)
@@ -480,8 +481,8 @@ def main() -> None:
     result.add("  watches matched by both / by either", f"{both:,} / {union:,}")
     terms_found, looked_at, programs = (statistics.median(col) for col in zip(*funnel, strict=True))
     result.add(
-        "per article: terms found / watches with every clause met / of those, programs run "
-        "/ matched",
+        "per article: terms found / candidate watches (a way to match with every clause met) "
+        "/ of those, programs run / matched",
         f"{terms_found:.0f} / {looked_at:.0f} / {programs:.0f} / "
         f"{statistics.median(len(f) for f in compiled_found):.0f}",
     )
