@@ -82,6 +82,7 @@ def test_the_earliest_stored_copy_comes_first_and_an_article_can_leave_itself_ou
         add_fingerprints(
             c,
             [(second, fp_of(t["001/chrome-mirror"].text)), (first, fp_of(t["001/original"].text))],
+            new=True,  # both were just inserted: nothing to replace
         )
     with store.engine.connect() as c:
         found = near_duplicates(c, fp_of(t["001/trunc80"].text))

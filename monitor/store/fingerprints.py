@@ -36,16 +36,24 @@ def scheme_name(scheme: Scheme = DEFAULT) -> str:
 
 
 def add_fingerprints(
-    c: Connection, fingerprints: Iterable[tuple[int, Fingerprint]], scheme: Scheme = DEFAULT
+    c: Connection,
+    fingerprints: Iterable[tuple[int, Fingerprint]],
+    scheme: Scheme = DEFAULT,
+    new: bool = False,
 ) -> None:
-    """Store the fingerprints of these articles (id, fingerprint), replacing any they had."""
+    """Store the fingerprints of these articles (id, fingerprint), replacing any they had.
+
+    ``new=True`` says the articles were just inserted and have none: the two deletes that
+    clear old rows are skipped (bulk loads and the ingest of new articles)."""
     items = list(fingerprints)
     if not items:
         return
-    ids = [article_id for article_id, _ in items]
-    # a revised text replaces the old fingerprint; a delete of nothing costs one probe each
-    c.execute(delete(article_bands).where(one_of(c, article_bands.c.article_id, ids)))
-    c.execute(delete(article_fingerprints).where(one_of(c, article_fingerprints.c.article_id, ids)))
+    if not new:  # a revised text replaces the old fingerprint
+        ids = [article_id for article_id, _ in items]
+        c.execute(delete(article_bands).where(one_of(c, article_bands.c.article_id, ids)))
+        c.execute(
+            delete(article_fingerprints).where(one_of(c, article_fingerprints.c.article_id, ids))
+        )
     name = scheme_name(scheme)
     insert_rows(
         c,
