@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -44,7 +46,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 """The newest migration's revision: a database stamped with it has exactly the tables below
 (tests/test_store.py checks both against the migrations)."""
 
@@ -255,4 +257,24 @@ feed_alerts = Table(
     Column("failing_since", UTCDateTime, primary_key=True),
     Column("alerted_at", UTCDateTime, nullable=False),
     Column("recovered_at", UTCDateTime),
+)
+
+article_fingerprints = Table(
+    "article_fingerprints",
+    metadata,
+    # The near-duplicate sketch of an article's text (monitor.fingerprint, issue 5).
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("scheme", String(40), nullable=False),  # which Scheme made it: another can't compare
+    Column("minima", LargeBinary, nullable=False),  # Fingerprint.to_bytes()
+    Column("shingles", Integer, nullable=False),
+)
+
+article_bands = Table(
+    "article_bands",
+    metadata,
+    # The LSH index of the fingerprints: one row per band of each; a lookup is one probe of the
+    # primary key per band of the text looked up (its leading column is the key).
+    Column("band_key", BigInteger, primary_key=True, autoincrement=False),
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_article_bands_article_id", "article_id"),  # replacing and cascading deletes
 )

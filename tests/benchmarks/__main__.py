@@ -19,7 +19,8 @@ from pathlib import Path
 
 from tests.benchmarks.common import fmt, machine
 
-BENCHMARKS = ("poll_cycle", "extraction", "daemon_memory", "matching", "delivery")
+BENCHMARKS = ("poll_cycle", "extraction", "daemon_memory", "matching", "delivery", "neardup")
+TIMEOUTS = {"neardup": 1800}  # seconds; filling 1,000,000 fingerprints twice takes minutes
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -58,6 +59,15 @@ METHOD = {
         "webhook in the same process, on a fresh SQLite store and a throw-away PostgreSQL "
         "database; no targets are set for these figures."
     ),
+    "neardup": (
+        "One process. First the labelled set of `tests/neardup` (`python -m "
+        "tests.neardup.evaluate --compare`): every pair of its texts decided as the store "
+        "decides (a shared band key, then the estimated Jaccard at or above the threshold), "
+        "and the alternative schemes measured on the same pairs. Then lookups through "
+        "`monitor.store.fingerprints.near_duplicates` on a SQLite file and a throw-away "
+        "PostgreSQL database, filled to 10,000, 100,000 and 1,000,000 articles with random "
+        "sketches by bulk inserts, against a linear scan of every stored sketch in the same run."
+    ),
 }
 
 
@@ -68,7 +78,7 @@ def run(name: str, quick: bool) -> dict | None:
         if quick:
             cmd.append("--quick")
         print(f"== {' '.join(cmd[1:4])}", flush=True)
-        proc = subprocess.run(cmd, cwd=ROOT, timeout=900)
+        proc = subprocess.run(cmd, cwd=ROOT, timeout=TIMEOUTS.get(name, 900))
         if proc.returncode != 0 or not out.exists():
             print(f"!! {name} failed (exit {proc.returncode})", flush=True)
             return None

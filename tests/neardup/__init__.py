@@ -1,0 +1,1 @@
+"""The labelled near-duplicate and story evaluation set (issue 5), and the script that scores it."""
