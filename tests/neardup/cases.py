@@ -21,6 +21,7 @@ import random
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cache
 from itertools import combinations
 
@@ -448,3 +449,57 @@ def by_id() -> dict[str, Text]:
 
 
 Decide = Callable[[Text, Text], bool]
+
+
+# -- published times (story grouping runs in published order, within a time window) -------------
+
+# When each corpus story went out (its demo page), and the stubs' days: the three stubs are one
+# template about three meetings, each published on the day it names.
+_CORPUS_PUBLISHED = {
+    "000": "2021-12-23T18:57:00+00:00",
+    "001": "2022-01-19T11:45:00+00:00",
+    "002": "2022-01-19T15:20:00+00:00",
+    "003": "2021-12-02T16:31:00+00:00",
+    "004": "2021-12-14T16:19:00+00:00",
+}
+_STUB_PUBLISHED = {
+    "stub/stockholm": "2021-12-02T13:05:00+00:00",
+    "stub/geneva": "2022-01-21T12:40:00+00:00",
+    "stub/berlin": "2022-01-20T14:10:00+00:00",
+}
+
+
+def _spread(tid: str, hours: float) -> timedelta:
+    """A fixed pseudo-random delay of up to `hours` for a text (another outlet's copy goes out
+    later than the original, by minutes or by most of a day)."""
+    return timedelta(minutes=random.Random(f"published/{tid}").randrange(10, int(hours * 60)))
+
+
+@cache
+def published() -> dict[str, datetime]:
+    """Text id -> when it was published: the original at its outlet's time, a derived copy up
+    to 20 hours later, a bulletin an hour or two before the full story, a brief at its demo
+    page's time and the brief's copy up to 6 hours after it."""
+    out: dict[str, datetime] = {}
+    brief_at = {
+        page.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".html"): page.published
+        for page in demo_pages()
+        if page.derived_from is not None
+    }
+    for t in texts():
+        head = t.id.split("/")[0]
+        if t.id in _STUB_PUBLISHED:
+            out[t.id] = datetime.fromisoformat(_STUB_PUBLISHED[t.id])
+        elif head == "brief":
+            slug = t.id.split("/")[1]
+            copy = t.kind == "brief-copy"
+            out[t.id] = brief_at[slug] + (_spread(t.id, 6) if copy else timedelta(0))
+        else:
+            base = datetime.fromisoformat(_CORPUS_PUBLISHED[head])
+            if t.kind == "original":
+                out[t.id] = base
+            elif t.kind == "bulletin":
+                out[t.id] = base - _spread(t.id, 2)
+            else:
+                out[t.id] = base + _spread(t.id, 20)
+    return out

@@ -5,7 +5,8 @@
 
 A pair is found when the two fingerprints share a band key (the index lookup) and the
 verification accepts it, exactly as the store decides. Every pair of texts of tests/neardup/cases
-is scored. Story pairs are labelled too, for the story grouping still to come.
+is scored. Then every text is grouped into stories one at a time in published order
+(monitor.stories.group, as ingest would) and every pair scored against the story labels.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ import argparse
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from monitor.fingerprint import DEFAULT, Scheme
-from tests.neardup.cases import Pair, pairs, texts
+from monitor import stories
+from monitor.config.loader import load_yaml_model
+from monitor.config.rules import ActorsFile
+from monitor.fingerprint import DEFAULT, Scheme, fingerprint
+from tests.neardup.cases import Pair, pairs, published, texts
 from tests.neardup.schemes import Candidate, KPermutation, OnePermutation, SimHash
 
 TARGET_RECALL = 0.95
 TARGET_PRECISION = 0.99
+STORY_TARGET_PRECISION = 0.95
+STORY_TARGET_RECALL = 0.80
 
 
 @dataclass
@@ -180,13 +188,87 @@ def salted(salts: int = 8) -> list[Scores]:
     ]
 
 
-def story_summary() -> str:
-    ps = pairs()
-    same = sum(p.same_story for p in ps)
-    return (
-        f"stories: {same} same-story pairs and {len(ps) - same} different-story pairs labelled "
-        "(not scored yet: story grouping is the second half of issue 5)"
+@dataclass
+class StoryScores:
+    """Pairwise story scores of incremental grouping in published order."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    wrong: list[tuple[Pair, bool]] = field(default_factory=list)  # (pair, grouped together)
+    placed: dict[str, str] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+
+def actor_spellings() -> dict[tuple[str, ...], str]:
+    """Actor keys by folded alias, from the shipped config/actors.yaml."""
+    path = Path(__file__).resolve().parents[2] / "config" / "actors.yaml"
+    specs = load_yaml_model(path, ActorsFile).specs()
+    return stories.spellings(
+        {k: [(a.text, a.case_sensitive) for a in s.aliases] for k, s in specs.items()}
     )
+
+
+def story_signatures() -> list[stories.Signature]:
+    actors, when = actor_spellings(), published()
+    return [
+        stories.signature(t.id, t.text, when[t.id], actors=actors, fingerprint=fingerprint(t.text))
+        for t in texts()
+    ]
+
+
+def evaluate_stories(
+    threshold: float = stories.THRESHOLD, window: timedelta = stories.WINDOW
+) -> StoryScores:
+    """Group every text incrementally in published order and score every labelled pair."""
+    placed, why = stories.group(story_signatures(), threshold=threshold, window=window)
+    out = StoryScores(placed=placed, why=why)
+    for p in pairs():
+        got = placed[p.a.id] == placed[p.b.id]
+        if got and p.same_story:
+            out.tp += 1
+        elif got:
+            out.fp += 1
+            out.wrong.append((p, got))
+        elif p.same_story:
+            out.fn += 1
+            out.wrong.append((p, got))
+        else:
+            out.tn += 1
+    return out
+
+
+def story_report(s: StoryScores, limit: int = 40) -> list[str]:
+    lines = [
+        f"stories (threshold {stories.THRESHOLD}, window {stories.WINDOW}): "
+        f"{s.tp + s.fn} same-story pairs, {s.fp + s.tn} not",
+        f"  precision {s.precision:.4f} (target >= {STORY_TARGET_PRECISION}), "
+        f"recall {s.recall:.4f} (target >= {STORY_TARGET_RECALL})",
+    ]
+    by_text: dict[str, list[str]] = {}
+    for p, got in s.wrong:  # summarised by text: most wrong pairs share one misplaced text
+        key = "grouped, truly different" if got else "apart, truly one story"
+        by_text.setdefault(f"{key}: {p.a.story} / {p.b.story}", []).append(p.name)
+    lines.append(f"  wrong pairs ({len(s.wrong)}), by the two stories:")
+    for key, names in sorted(by_text.items()):
+        lines.append(f"    {key}: {len(names)} pairs, e.g. {names[0]}")
+    lines.append("  placements of texts that are not near-duplicates of a story member:")
+    shown = 0
+    for tid, why in sorted(s.why.items(), key=lambda kv: published()[kv[0]]):
+        if "near-duplicate" in why or shown >= limit:
+            continue
+        shown += 1
+        lines.append(f"    {tid} -> {s.placed[tid]}: {why}")
+    return lines
 
 
 def compare(candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
@@ -225,7 +307,8 @@ def main() -> None:
     args = parser.parse_args()
     run = judge(OnePermutation(DEFAULT))
     print("\n".join(report(scores(run), run)))
-    print(story_summary())
+    print()
+    print("\n".join(story_report(evaluate_stories())))
     if args.compare:
         print("\nthe same scheme with 8 other shingle hashes (the estimator's noise):")
         for s in salted():
