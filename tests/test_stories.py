@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from monitor import stories
 from tests.neardup.cases import by_id, published
 from tests.neardup.evaluate import (
     STORY_TARGET_PRECISION,
-    STORY_TARGET_RECALL,
     actor_spellings,
     evaluate_stories,
 )
@@ -98,12 +95,6 @@ def test_the_evaluation_counts_grouping_everything_as_imprecise():
     assert s.precision < STORY_TARGET_PRECISION
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="precision 0.876: the Ryabkov and Vystrcil briefs (paragraphs of 001, labelled "
-    "other events) join the Kyiv story; see docs/stories.md",
-)
-def test_story_grouping_meets_the_issue_targets():
-    s = evaluate_stories()
-    assert s.precision >= STORY_TARGET_PRECISION
-    assert s.recall >= STORY_TARGET_RECALL
+# The issue's targets (precision >= 0.95, recall >= 0.80) are not met yet (0.876 / 0.862):
+# `python -m tests.neardup.evaluate` prints the figures and the wrong pairs, docs/stories.md says
+# why. A test asserting them comes with the grouping that meets them (issue 5 stays open).
