@@ -357,6 +357,52 @@ def finish_send(
     return result.rowcount == 1
 
 
+def waiting_message(c: Connection, route: str, channel: str) -> int | None:
+    """The route's oldest message to the channel that the channel refused or held (it waits
+    for a retry, or for quiet hours or a rate limit to end) and that is still pending: what the
+    route matched since waits in the store behind it, to go out as one message once it is sent
+    (a channel down for an hour gets a few messages, not one per group_interval). A message
+    queued and not yet tried does not count."""
+    query = (
+        select(outbox.c.id)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.route == route,
+            outbox.c.channel == channel,
+            or_(outbox.c.attempts > 0, outbox.c.next_attempt_at > outbox.c.created_at),
+        )
+        .order_by(outbox.c.id)
+        .limit(1)
+    )
+    found = c.execute(query).scalar()
+    return None if found is None else int(found)
+
+
+def still_pending(c: Connection, outbox_ids: Sequence[int]) -> set[int]:
+    """Those of these messages that are still pending (the others were sent, failed for good
+    or were discarded)."""
+    query = select(outbox.c.id).where(
+        outbox.c.id.in_(list(outbox_ids)), outbox.c.status == "pending"
+    )
+    return {int(i) for i in c.execute(query).scalars()}
+
+
+def retry_now(c: Connection, channel: str, now: datetime) -> int:
+    """The channel took a message, so it is back: its messages waiting out a retry's backoff
+    are due now rather than up to retry_max later. Returns how many."""
+    result = c.execute(
+        update(outbox)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.next_attempt_at > now,
+            outbox.c.channel == channel,
+            outbox.c.attempts > 0,
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount)
+
+
 def sent_in(c: Connection, channel: str, since: datetime) -> int:
     """Messages sent to a channel since `since` (for its rate limit)."""
     query = select(func.count()).where(
