@@ -223,9 +223,8 @@ def plan_route(
     route's last message: the stories matched since stay in the store, unsent, and go out
     together in one message once that one is sent (or given up on)."""
     state = route_state(c, watch.name, channel.name, min(since or now, now))
-    waiting = delivery.waiting_message(c, watch.name, channel.name)
-    if waiting is not None:
-        return Planned(None, None, waiting)
+    if state.waiting is not None:
+        return Planned(None, None, state.waiting)
     t = timing(watch.delivery, defaults)
     cron = watch.delivery.digest
     if cron is not None:
