@@ -204,6 +204,7 @@ class Planned:
 
     outbox_id: int | None
     wake: datetime | None
+    waiting: int | None = None  # the message the route's new stories wait behind, if any
 
 
 def plan_route(
@@ -216,8 +217,14 @@ def plan_route(
     since: datetime | None = None,
 ) -> Planned:
     """Queue the message this route owes its channel now, if any.
-    `since`: when the watch was first seen (a new route starts there, not at its first plan)."""
+    `since`: when the watch was first seen (a new route starts there, not at its first plan).
+
+    Nothing is queued while the channel has refused or held (quiet hours, a rate limit) the
+    route's last message: the stories matched since stay in the store, unsent, and go out
+    together in one message once that one is sent (or given up on)."""
     state = route_state(c, watch.name, channel.name, min(since or now, now))
+    if state.waiting is not None:
+        return Planned(None, None, state.waiting)
     t = timing(watch.delivery, defaults)
     cron = watch.delivery.digest
     if cron is not None:
@@ -327,7 +334,9 @@ class Planner:
     further back, for transactions that committed late; a change already seen by the last look
     does not count twice), whose watches' routes are planned, plus the routes whose time has come
     (a group's group_wait or group_interval, a digest's cron fire time, a repeat), remembered
-    in memory from the last time each was planned.
+    in memory from the last time each was planned, and the routes whose stories waited behind
+    a message the channel refused or held, once that message is no longer pending (one more
+    query, only while some route waits).
 
     Several workers may each run one: a route planned by two is still planned once at a time
     (its row is locked) and the notification log keeps a story from going out twice."""
@@ -341,6 +350,7 @@ class Planner:
         self._looked_at: datetime | None = None  # changes since then (- margin) not yet seen
         self._wake: dict[tuple[str, str], datetime] = {}  # route -> when to plan it anyway
         self._seen: set[delivery.Change] = set()  # the changes found by the last look
+        self._waiting: dict[tuple[str, str], int] = {}  # route -> the message it waits behind
 
     def plan(
         self,
@@ -356,6 +366,7 @@ class Planner:
         if self._sweep_due(rules, defaults, now):
             chosen = list(routes)
             self._wake.clear()
+            self._waiting.clear()
             self._seen = set()  # every route is planned now: what changed before is covered
             self._rules, self._defaults, self._swept_at = rules, defaults, now
         else:
@@ -363,6 +374,8 @@ class Planner:
             # a read-only connection: on SQLite it reads a snapshot without the write lock
             with store.engine.connect().execution_options(monitor_read_only=True) as c:
                 seen = delivery.changes_since(c, self._looked_at - self.margin)
+                blocking = set(self._waiting.values())
+                pending = delivery.still_pending(c, list(blocking)) if blocking else set()
             changed = {watch for watch, *_ in seen - self._seen}
             self._seen = seen
             chosen = [
@@ -371,6 +384,7 @@ class Planner:
                 # a digest's stories wait for its fire time, whatever changes
                 if (key[0] in changed and watch.delivery.digest is None)
                 or ((wake := self._wake.get(key)) is not None and wake <= now)
+                or ((waits := self._waiting.get(key)) is not None and waits not in pending)
             ]
         self._looked_at = now
         queued = []
@@ -382,6 +396,10 @@ class Planner:
                 self._wake.pop(key, None)
             else:
                 self._wake[key] = wake
+            if done is not None and done.waiting is not None:
+                self._waiting[key] = done.waiting
+            else:
+                self._waiting.pop(key, None)
             if done is not None and done.outbox_id is not None:
                 queued.append(done.outbox_id)
         return queued

@@ -1,8 +1,10 @@
 """The outbox sender: claim due messages, hold them through quiet hours and rate limits, send,
 and record the outcome (sent, retried with capped backoff, or failed for good).
 
-Holding never drops a message: it only moves its next attempt. The clock, the store and the
-send function are passed in.
+Holding never drops a message: it only moves its next attempt. A channel that takes a message
+is back: its other messages waiting out a retry's backoff are due at once (see
+monitor.dispatch.plan_route for how the stories matched meanwhile wait in the store and go out
+together). The clock, the store and the send function are passed in.
 
 Several senders may share one database (PostgreSQL): a claim leases a batch of messages, and each
 message's lease is renewed just before it is sent, so a batch that takes longer to send than the
@@ -17,6 +19,8 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection
 
 from monitor.config import DeliverySettings
 from monitor.rules.spec import ChannelSpec
@@ -101,7 +105,9 @@ def _send_one(
     result = send(channel, {**row.content, "key": f"outbox-{row.id}"})
     now = clock()
     if result.ok:
-        if not store.finish_send(row.id, owner, now, error=None, retry_at=None):
+        if not store.plan(
+            functools.partial(_sent, outbox_id=row.id, channel=row.channel, owner=owner, now=now)
+        ):
             # the send outlasted the lease and another sender took the message over
             log.warning("message #%d was sent after its lease lapsed: it may arrive twice", row.id)
         log.info("sent %s #%d to %s: %s", row.kind, row.id, row.channel, row.title)
@@ -127,6 +133,14 @@ def _send_one(
     )
     store.finish_send(row.id, owner, now, error=result.error, retry_at=retry, content=content)
     return False
+
+
+def _sent(c: Connection, outbox_id: int, channel: str, owner: str, now: datetime) -> bool:
+    """Mark the message sent; the channel took it, so what waits out a retry's backoff for it
+    is due now. False when the lease was lost (another sender took the message over)."""
+    done = delivery.finish_send(c, outbox_id, owner, now, error=None, retry_at=None)
+    delivery.retry_now(c, channel, now)
+    return done
 
 
 def _rate_limited_until(store: Store, channel: ChannelSpec, now: datetime) -> datetime | None:

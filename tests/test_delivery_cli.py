@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 
 from monitor.demo.server import LoopbackServer, Route
@@ -21,21 +20,12 @@ def channels(config_dir, text: str) -> None:
     (config_dir / "channels.yaml").write_text(text)
 
 
-def posts_to(server: LoopbackServer, path: str, wait: float = 5.0) -> list:
-    """The requests the server recorded for `path`. It records one after answering it, so the
-    client can be done before the record is there: wait a little for it."""
-    deadline = time.monotonic() + wait
-    while not (hits := [h for h in server.hits if h.path == path]) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return hits
-
-
 def test_send_test_delivers_a_sample_message_to_the_channel(config_dir):
     with LoopbackServer() as hook:
         hook.routes["/hook"] = Route(body=b"{}")
         channels(config_dir, f"channels:\n  hook:\n    url: json://127.0.0.1:{hook.port}/hook\n")
         result = invoke(config_dir, "send-test", "hook")
-        (hit,) = posts_to(hook, "/hook")
+        (hit,) = [h for h in hook.hits if h.path == "/hook"]
     assert result.exit_code == 0, result.output
     assert "hook: sent a sample text message" in result.output
     body = json.loads(hit.body)

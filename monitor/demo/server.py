@@ -40,10 +40,12 @@ Handler = Callable[[str, dict[str, str]], Route]
 
 @dataclass(frozen=True)
 class Hit:
+    """A request, recorded as soon as it has been read, before it is answered: a client that
+    has its answer always finds its request in `hits`."""
+
     path: str
     headers: dict[str, str]
     started: float
-    finished: float
     method: str = "GET"
     body: bytes = b""  # a POST's body (webhooks in the delivery tests)
 
@@ -100,15 +102,17 @@ class LoopbackServer:
         with self._lock:
             self.connections += 1
 
-    def _enter(self, path: str) -> None:
+    def _enter(self, hit: Hit) -> None:
         with self._lock:
-            self._in_flight[path] += 1
-            self.max_in_flight[path] = max(self.max_in_flight[path], self._in_flight[path])
-
-    def _leave(self, hit: Hit, sent: int) -> None:
-        with self._lock:
-            self._in_flight[hit.path] -= 1
             self.hits.append(hit)
+            self._in_flight[hit.path] += 1
+            self.max_in_flight[hit.path] = max(
+                self.max_in_flight[hit.path], self._in_flight[hit.path]
+            )
+
+    def _leave(self, path: str, sent: int) -> None:
+        with self._lock:
+            self._in_flight[path] -= 1
             self.bytes_sent += sent
 
 
@@ -144,16 +148,14 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, method: str, body: bytes) -> None:
             path = self.path
-            started = time.monotonic()
-            server._enter(path)
+            server._enter(Hit(path, dict(self.headers), time.monotonic(), method, body))
             sent = 0
             try:
                 sent = self._answer(path)
             except (BrokenPipeError, ConnectionResetError):
                 pass
             finally:
-                hit = Hit(path, dict(self.headers), started, time.monotonic(), method, body)
-                server._leave(hit, sent)
+                server._leave(path, sent)
 
         def _answer(self, path: str) -> int:
             entry = server.routes.get(path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, Select, and_, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store.schema import (
@@ -38,6 +38,9 @@ class RouteState:
     created_at: datetime  # matches before this are not sent on this route
     last_message_at: datetime | None
     digest_until: datetime | None  # a digest covers matches up to here
+    # the oldest message of the route that the channel refused or held and that is still
+    # pending: nothing more is queued behind it (see _waiting)
+    waiting: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,10 @@ def route_state(c: Connection, route: str, channel: str, now: datetime) -> Route
     """The route's state, created the first time it is asked for as of `now` (pass the time
     its watch was first seen, so the matches made since are not skipped). On PostgreSQL the
     row stays locked until the transaction ends, so two workers never plan one route."""
-    query = select(routes).where(routes.c.route == route, routes.c.channel == channel)
+    waiting = _waiting(route, channel).scalar_subquery().label("waiting")
+    query = select(routes, waiting).where(routes.c.route == route, routes.c.channel == channel)
     if c.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(of=routes)
     row = c.execute(query).first()
     if row is None:
         # Two workers planning a new route at once: the second waits for the first's row and
@@ -92,7 +96,9 @@ def route_state(c: Connection, route: str, channel: str, now: datetime) -> Route
         values = {"route": route, "channel": channel, "created_at": now, "digest_until": now}
         c.execute(_insert_ignoring_conflicts(c).values(**values))
         row = c.execute(query).one()
-    return RouteState(row.route, row.channel, row.created_at, row.last_message_at, row.digest_until)
+    return RouteState(
+        row.route, row.channel, row.created_at, row.last_message_at, row.digest_until, row.waiting
+    )
 
 
 def _insert_ignoring_conflicts(c: Connection) -> Any:
@@ -355,6 +361,50 @@ def finish_send(
         .values(**values)
     )
     return result.rowcount == 1
+
+
+def _waiting(route: str, channel: str) -> Select[Any]:
+    """The route's oldest message to the channel that the channel refused or held (it waits
+    for a retry, or for quiet hours or a rate limit to end) and that is still pending: what the
+    route matched since waits in the store behind it, to go out as one message once it is sent
+    (a channel down for an hour gets a few messages, not one per group_interval). A message
+    queued and not yet tried does not count."""
+    return (
+        select(outbox.c.id)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.route == route,
+            outbox.c.channel == channel,
+            or_(outbox.c.attempts > 0, outbox.c.next_attempt_at > outbox.c.created_at),
+        )
+        .order_by(outbox.c.id)
+        .limit(1)
+    )
+
+
+def still_pending(c: Connection, outbox_ids: Sequence[int]) -> set[int]:
+    """Those of these messages that are still pending (the others were sent, failed for good
+    or were discarded)."""
+    query = select(outbox.c.id).where(
+        outbox.c.id.in_(list(outbox_ids)), outbox.c.status == "pending"
+    )
+    return {int(i) for i in c.execute(query).scalars()}
+
+
+def retry_now(c: Connection, channel: str, now: datetime) -> int:
+    """The channel took a message, so it is back: its messages waiting out a retry's backoff
+    are due now rather than up to retry_max later. Returns how many."""
+    result = c.execute(
+        update(outbox)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.next_attempt_at > now,
+            outbox.c.channel == channel,
+            outbox.c.attempts > 0,
+        )
+        .values(next_attempt_at=now)
+    )
+    return int(result.rowcount)
 
 
 def sent_in(c: Connection, channel: str, since: datetime) -> int:
