@@ -222,7 +222,7 @@ def plan_route(
     Nothing is queued while the channel has refused or held (quiet hours, a rate limit) the
     route's last message: the stories matched since stay in the store, unsent, and go out
     together in one message once that one is sent (or given up on)."""
-    state = route_state(c, watch.name, channel.name, min(since or now, now))
+    state = route_state(c, watch.name, channel.name, now, created=min(since or now, now))
     if state.waiting is not None:
         return Planned(None, None, state.waiting)
     t = timing(watch.delivery, defaults)

@@ -250,3 +250,48 @@ def test_quiet_hours_and_a_rate_limit_hold_messages_and_deliver_every_one_afterw
     for route in WATCHES:  # the night's stories: the message held since the evening, and one more
         night = {n for n in expected[route] if quiet_from <= matched_at[n] < quiet_until}
         assert len([at for at, stories in told[route] if stories & night]) <= 2
+
+
+def test_a_message_refused_for_itself_stops_holding_back_its_route(
+    store, clock, webhook, incremental
+):
+    """The channel works, but keeps answering 503 to one message (its content, say): once the
+    channel has taken other messages for a while, that route's new stories go out without it,
+    and the refused message keeps retrying on its own."""
+    channel = ChannelSpec("desk", "slack://T000/B000/XXXX", "slack")
+    desk = desk_for(store, clock, channel, incremental)
+    observed = webhook.send(clock)
+    poisoned: set[int] = set()
+
+    def refusing_one(channel: ChannelSpec, content: dict) -> SendResult:
+        outbox_id = int(content["key"].removeprefix("outbox-"))
+        if not poisoned:
+            poisoned.add(outbox_id)  # the first message of all is the one refused
+        if outbox_id in poisoned:
+            webhook.tries[outbox_id].append(clock())
+            return SendResult(False, "HTTP 503 for this payload")
+        return observed(channel, content)
+
+    start = clock()
+    expected: dict[str, list[int]] = defaultdict(list)
+    while clock() < start + timedelta(minutes=45):
+        now = clock()
+        if (now - start) % timedelta(minutes=3) == timedelta(0):
+            text, watches = STORIES[desk.n % len(STORIES)]
+            desk.story(text)
+            for watch in watches:
+                expected[watch].append(desk.n)
+        plan(desk)
+        send_due(store, {"desk": channel}, DEFAULTS, "w1", clock(), refusing_one, clock=clock)
+        clock.advance(seconds=TICK.total_seconds())
+
+    (stuck,) = poisoned
+    rows = {r.id: r for r in store.outbox(limit=10_000)}
+    assert rows[stuck].status == "pending" and len(webhook.tries[stuck]) >= 4  # still retried
+    route = rows[stuck].route
+    # its route's later stories went out in messages of their own, not held behind it
+    delivered_for_route = [i for i in webhook.delivered if rows[i].route == route]
+    assert delivered_for_route, "the route waited behind a message only it was refused"
+    told = {n for i in delivered_for_route for post in webhook.delivered[i] for n in post}
+    held = set(rows[stuck].stories)
+    assert told and not told & held and told | held >= set(expected[route][len(held) :])

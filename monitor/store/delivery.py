@@ -81,11 +81,14 @@ class OutboxRow:
     sent_at: datetime | None
 
 
-def route_state(c: Connection, route: str, channel: str, now: datetime) -> RouteState:
-    """The route's state, created the first time it is asked for as of `now` (pass the time
-    its watch was first seen, so the matches made since are not skipped). On PostgreSQL the
-    row stays locked until the transaction ends, so two workers never plan one route."""
-    waiting = _waiting(route, channel).scalar_subquery().label("waiting")
+def route_state(
+    c: Connection, route: str, channel: str, now: datetime, created: datetime | None = None
+) -> RouteState:
+    """The route's state, created the first time it is asked for as of `created` (default
+    `now`; pass the time its watch was first seen, so the matches made since are not skipped).
+    On PostgreSQL the row stays locked until the transaction ends, so two workers never plan
+    one route."""
+    waiting = _waiting(route, channel, now).scalar_subquery().label("waiting")
     query = select(routes, waiting).where(routes.c.route == route, routes.c.channel == channel)
     if c.dialect.name == "postgresql":
         query = query.with_for_update(of=routes)
@@ -93,7 +96,8 @@ def route_state(c: Connection, route: str, channel: str, now: datetime) -> Route
     if row is None:
         # Two workers planning a new route at once: the second waits for the first's row and
         # then locks it, instead of failing on the primary key.
-        values = {"route": route, "channel": channel, "created_at": now, "digest_until": now}
+        first = created or now
+        values = {"route": route, "channel": channel, "created_at": first, "digest_until": first}
         c.execute(_insert_ignoring_conflicts(c).values(**values))
         row = c.execute(query).one()
     return RouteState(
@@ -363,12 +367,30 @@ def finish_send(
     return result.rowcount == 1
 
 
-def _waiting(route: str, channel: str) -> Select[Any]:
+# A message its channel still refuses this long after the channel took another one is refused
+# for itself (its content, not an outage): its route stops waiting behind it.
+REFUSED_ALONE_AFTER = timedelta(minutes=10)
+
+
+def _waiting(route: str, channel: str, now: datetime) -> Select[Any]:
     """The route's oldest message to the channel that the channel refused or held (it waits
     for a retry, or for quiet hours or a rate limit to end) and that is still pending: what the
     route matched since waits in the store behind it, to go out as one message once it is sent
     (a channel down for an hour gets a few messages, not one per group_interval). A message
-    queued and not yet tried does not count."""
+    queued and not yet tried does not count, nor one the channel keeps refusing although it
+    took another message since (the sender retried this one at once then, see retry_now): that
+    one keeps its own retries, and new stories go out without it."""
+    other = outbox.alias("other")
+    channel_took_another = (
+        select(other.c.id)
+        .where(
+            other.c.channel == outbox.c.channel,
+            other.c.status == "sent",
+            other.c.sent_at > outbox.c.created_at,
+            other.c.sent_at <= now - REFUSED_ALONE_AFTER,
+        )
+        .exists()
+    )
     return (
         select(outbox.c.id)
         .where(
@@ -376,6 +398,7 @@ def _waiting(route: str, channel: str) -> Select[Any]:
             outbox.c.route == route,
             outbox.c.channel == channel,
             or_(outbox.c.attempts > 0, outbox.c.next_attempt_at > outbox.c.created_at),
+            ~channel_took_another,
         )
         .order_by(outbox.c.id)
         .limit(1)
