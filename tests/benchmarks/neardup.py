@@ -243,7 +243,21 @@ def evaluation(result: Result) -> float:
         f"{min(x.precision for x in salted):.4f} / {min(x.recall for x in salted):.4f}",
     )
     result.add("  fingerprint time, mean over the set's texts", run.ms_per_text, "ms")
-    result.add("evaluation set: stories", "labelled, not scored yet (story grouping to come)")
+    story = ev.evaluate_stories()
+    result.add(
+        "evaluation set: story pairwise precision",
+        story.precision,
+        "",
+        target=">= 0.95",
+        met=story.precision >= 0.95,
+    )
+    result.add(
+        "evaluation set: story pairwise recall",
+        story.recall,
+        "",
+        target=">= 0.80",
+        met=story.recall >= 0.80,
+    )
     for line in ev.report(s, run)[5:]:
         result.note(f"Evaluation: {line.strip()}")
     for row in ev.compare(ev.alternatives()):
