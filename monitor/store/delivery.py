@@ -88,7 +88,7 @@ def route_state(
     `now`; pass the time its watch was first seen, so the matches made since are not skipped).
     On PostgreSQL the row stays locked until the transaction ends, so two workers never plan
     one route."""
-    waiting = _waiting(route, channel, now).scalar_subquery().label("waiting")
+    waiting = _waiting(route, channel).scalar_subquery().label("waiting")
     query = select(routes, waiting).where(routes.c.route == route, routes.c.channel == channel)
     if c.dialect.name == "postgresql":
         query = query.with_for_update(of=routes)
@@ -100,8 +100,11 @@ def route_state(
         values = {"route": route, "channel": channel, "created_at": first, "digest_until": first}
         c.execute(_insert_ignoring_conflicts(c).values(**values))
         row = c.execute(query).one()
+    waits = row.waiting
+    if waits is not None and _refused_alone(c, waits, channel, now):
+        waits = None  # its own retries go on; new stories do not wait for it
     return RouteState(
-        row.route, row.channel, row.created_at, row.last_message_at, row.digest_until, row.waiting
+        row.route, row.channel, row.created_at, row.last_message_at, row.digest_until, waits
     )
 
 
@@ -372,25 +375,12 @@ def finish_send(
 REFUSED_ALONE_AFTER = timedelta(minutes=10)
 
 
-def _waiting(route: str, channel: str, now: datetime) -> Select[Any]:
+def _waiting(route: str, channel: str) -> Select[Any]:
     """The route's oldest message to the channel that the channel refused or held (it waits
     for a retry, or for quiet hours or a rate limit to end) and that is still pending: what the
     route matched since waits in the store behind it, to go out as one message once it is sent
     (a channel down for an hour gets a few messages, not one per group_interval). A message
-    queued and not yet tried does not count, nor one the channel keeps refusing although it
-    took another message since (the sender retried this one at once then, see retry_now): that
-    one keeps its own retries, and new stories go out without it."""
-    other = outbox.alias("other")
-    channel_took_another = (
-        select(other.c.id)
-        .where(
-            other.c.channel == outbox.c.channel,
-            other.c.status == "sent",
-            other.c.sent_at > outbox.c.created_at,
-            other.c.sent_at <= now - REFUSED_ALONE_AFTER,
-        )
-        .exists()
-    )
+    queued and not yet tried does not count (nor, see _refused_alone, one refused for itself)."""
     return (
         select(outbox.c.id)
         .where(
@@ -398,11 +388,29 @@ def _waiting(route: str, channel: str, now: datetime) -> Select[Any]:
             outbox.c.route == route,
             outbox.c.channel == channel,
             or_(outbox.c.attempts > 0, outbox.c.next_attempt_at > outbox.c.created_at),
-            ~channel_took_another,
         )
         .order_by(outbox.c.id)
         .limit(1)
     )
+
+
+def _refused_alone(c: Connection, outbox_id: int, channel: str, now: datetime) -> bool:
+    """Whether the channel took another message, queued after this one, at least
+    REFUSED_ALONE_AFTER ago: then the sender retried this one at once (see retry_now), and it is
+    refused for itself, not for an outage. Asked only of a route that waits (one query)."""
+    mine = outbox.alias("mine")
+    query = (
+        select(outbox.c.id)
+        .where(
+            mine.c.id == outbox_id,
+            outbox.c.channel == channel,
+            outbox.c.status == "sent",
+            outbox.c.sent_at > mine.c.created_at,
+            outbox.c.sent_at <= now - REFUSED_ALONE_AFTER,
+        )
+        .limit(1)
+    )
+    return c.execute(query).first() is not None
 
 
 def still_pending(c: Connection, outbox_ids: Sequence[int]) -> set[int]:

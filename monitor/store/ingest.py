@@ -382,7 +382,6 @@ class NewIds:
             for table, row_id in zip(self._left, row, strict=True):
                 self._left[table].append(row_id)
 
-
     def _sequence(self, table: Table) -> str:
         """The table's id sequence, asked once per process: pg_get_serial_sequence in the
         select list ran its catalog lookup for every id taken (6 ms for a batch's ids)."""
