@@ -118,6 +118,25 @@ def plan(desk: Desk) -> None:
         plan_all(desk.store, desk.rules, DEFAULTS, desk.clock(), render, desk.active.since)
 
 
+def tell_next_story(
+    desk: Desk, expected: dict[str, list[int]], matched_at: dict[int, datetime] | None = None
+) -> None:
+    """The next of STORIES arrives and is matched; `expected` gains it under each of its
+    watches, `matched_at` when it came."""
+    text, watches = STORIES[desk.n % len(STORIES)]
+    desk.story(text)
+    if matched_at is not None:
+        matched_at[desk.n] = desk.clock()
+    for watch in watches:
+        expected[watch].append(desk.n)
+
+
+def tick(store, desk: Desk, channel: ChannelSpec, send_fn) -> None:
+    """One delivery tick as the daemon's job runs it: plan, then send what is due."""
+    plan(desk)
+    send_due(store, {"desk": channel}, DEFAULTS, "w1", desk.clock(), send_fn, clock=desk.clock)
+
+
 def by_route(store, webhook: Webhook) -> dict[str, list[tuple[datetime, set[int]]]]:
     """Each route's delivered messages in the order they went out: when, and the stories each
     told (read from what the webhook received)."""
@@ -161,13 +180,8 @@ def test_a_channel_down_for_an_hour_gets_every_alert_batched_once_it_is_back(
             at_recovery = store.outbox(limit=10_000)
             webhook.down(monkeypatch, "up")
         if now <= last_story and (now - start) % timedelta(minutes=2) == timedelta(0):
-            text, watches = STORIES[desk.n % len(STORIES)]
-            desk.story(text)
-            matched_at[desk.n] = now
-            for watch in watches:
-                expected[watch].append(desk.n)
-        plan(desk)
-        send_due(store, {"desk": channel}, DEFAULTS, "w1", clock(), observed, clock=clock)
+            tell_next_story(desk, expected, matched_at)
+        tick(store, desk, channel, observed)
         clock.advance(seconds=TICK.total_seconds())
 
     # While it was down: one message per route waited, the rest of its stories stayed in the
@@ -231,13 +245,8 @@ def test_quiet_hours_and_a_rate_limit_hold_messages_and_deliver_every_one_afterw
     while clock() < end:
         now = clock()
         if now <= last_story and now.minute % 30 == 0:
-            text, watches = STORIES[desk.n % len(STORIES)]
-            desk.story(text)
-            matched_at[desk.n] = now
-            for watch in watches:
-                expected[watch].append(desk.n)
-        plan(desk)
-        send_due(store, {"desk": channel}, DEFAULTS, "w1", clock(), observed, clock=clock)
+            tell_next_story(desk, expected, matched_at)
+        tick(store, desk, channel, observed)
         clock.advance(minutes=1)  # holds end on whole minutes
 
     sent = sorted(webhook.delivered_at.values())
@@ -277,12 +286,8 @@ def test_a_message_refused_for_itself_stops_holding_back_its_route(
     while clock() < start + timedelta(minutes=45):
         now = clock()
         if (now - start) % timedelta(minutes=3) == timedelta(0):
-            text, watches = STORIES[desk.n % len(STORIES)]
-            desk.story(text)
-            for watch in watches:
-                expected[watch].append(desk.n)
-        plan(desk)
-        send_due(store, {"desk": channel}, DEFAULTS, "w1", clock(), refusing_one, clock=clock)
+            tell_next_story(desk, expected)
+        tick(store, desk, channel, refusing_one)
         clock.advance(seconds=TICK.total_seconds())
 
     (stuck,) = poisoned
