@@ -9,11 +9,13 @@ import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from monitor import logs
 from monitor.config import (
     Config,
     ConfigError,
@@ -48,13 +50,18 @@ def _default_config_dir() -> Path:
     help="Directory holding monitor.yaml and feeds.yaml.",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="One line per event on stderr, as text or JSON (default: monitor.yaml's logging.format).",
+)
 @click.pass_context
-def main(ctx: click.Context, config_dir: Path, verbose: int) -> None:
+def main(ctx: click.Context, config_dir: Path, verbose: int, log_format: str | None) -> None:
     """Poll news outlets' feeds into a clean, de-duplicated store."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup(level, log_format or "text")
+    sys.excepthook = _log_uncaught  # a crash's traceback goes through the secret filter too
     # One line per scheduler tick and per HTTP request would bury what matters in the journal.
     # APScheduler also warns whenever a tick is skipped because the previous one (waiting for
     # the database thread) is still running: harmless, since the next tick claims what is due.
@@ -62,6 +69,11 @@ def main(ctx: click.Context, config_dir: Path, verbose: int) -> None:
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     ctx.obj = config_dir
+    ctx.meta["log_format"] = log_format
+
+
+def _log_uncaught(kind: type[BaseException], err: BaseException, tb: Any) -> None:
+    logging.getLogger("monitor").critical("unexpected error", exc_info=(kind, err, tb))
 
 
 def _load(ctx: click.Context) -> Config:
@@ -76,7 +88,17 @@ def _load(ctx: click.Context) -> Config:
 
 
 def _store(config: Config) -> Store:
-    return Store.open(config.settings.database_url(config.config_dir))
+    """The store, or one line saying why the database cannot be opened and exit status 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.store.upkeep import cannot_open
+
+    url = config.settings.database_url(config.config_dir)
+    try:
+        return Store.open(url)
+    except (SQLAlchemyError, OSError) as err:
+        click.echo(f"monitor: {cannot_open(url, err)}", err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -136,13 +158,20 @@ def _check_templates(config_dir: Path) -> str | None:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run the daemon: poll every feed on its schedule until SIGTERM or SIGINT."""
+    from monitor.daemon import StartupError
     from monitor.daemon import run as run_daemon
 
     config = _load(ctx)
     _load_rules(ctx, config)  # the daemon reads them again; this is for the message and exit 1
+    if ctx.meta.get("log_format") is None:
+        logs.set_format(config.settings.logging.format)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
-    run_daemon(config)
+    try:
+        run_daemon(config)
+    except StartupError as err:
+        click.echo(f"monitor: {err}", err=True)  # the line `systemctl status` shows
+        ctx.exit(1)
 
 
 @main.command()
@@ -466,7 +495,7 @@ def send_test(ctx: click.Context, channel: str) -> None:
         click.echo(f"{channel}: sent a sample {spec.format} message ({message.title!r})")
         return
     how = "permanent: fix the channel" if result.permanent else "temporary: retry later"
-    click.echo(f"{channel}: not sent ({how}): {result.error}", err=True)
+    click.echo(f"{channel}: not sent ({how}): {logs.redact(result.error or '')}", err=True)
     ctx.exit(1)
 
 
@@ -517,7 +546,7 @@ def outbox_table(rows: list[OutboxRow], now: datetime) -> Table:
     table.columns[8].ratio = 1
     for r in rows:
         style = {"failed": "red", "sent": "green", "pending": "yellow"}.get(r.status, "")
-        note = r.title + (f"\n[red]{r.last_error}[/]" if r.last_error else "")
+        note = r.title + (f"\n[red]{logs.redact(r.last_error)}[/]" if r.last_error else "")
         table.add_row(
             str(r.id),
             _when(r.created_at),
@@ -530,6 +559,21 @@ def outbox_table(rows: list[OutboxRow], now: datetime) -> Table:
             note,
         )
     return table
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """The store at a glance: size, articles, feeds, last poll, deliveries pending."""
+    from monitor.status import show_status
+
+    config = _load(ctx)
+    store = _store(config)
+    try:
+        show_status(store, config, utcnow(), as_json)
+    finally:
+        store.close()
 
 
 @main.command()

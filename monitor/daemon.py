@@ -6,28 +6,34 @@ import asyncio
 import functools
 import gc
 import logging
+import os
 import signal
+import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor import logs, metrics
 from monitor.config import Config, ConfigError, Settings, load_config
 from monitor.config.rules import ACTORS_FILE, CHANNELS_FILE, WATCHES_FILE, load_rules
 from monitor.deliver import deliver_plan, deliver_send, user_templates
 from monitor.dispatch import Planner
 from monitor.domain import Clock, utcnow
 from monitor.fetch import Fetcher, FetchLimits
-from monitor.pipeline import Runtime, default_owner, housekeeping, match_queued, poll_feed
+from monitor.pipeline import Runtime, default_owner, match_queued, poll_feed
 from monitor.rules.active import ActiveRules, definitions
 from monitor.rules.compiler import RuleCompileError, compile_rules
 from monitor.rules.spec import RuleSet
-from monitor.store import FeedState, Store
+from monitor.service import Heartbeat, Notifier
+from monitor.store import FeedState, Store, upkeep
+from monitor.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 20.0  # seconds in-flight feeds get to finish; below systemd's stop timeout
+DELIVERY_GRACE = 20.0  # then the delivery batch being sent; together below TimeoutStopSec=60
 RULES_CHECK = 2.0  # seconds between looks at the rule files for an edit
 DELIVERY_TICK = 2.0  # seconds between looks for messages due (group_wait is counted from here)
 RULE_FILES = (ACTORS_FILE, WATCHES_FILE, CHANNELS_FILE)
@@ -67,6 +73,10 @@ def extractor_pool(config: Config) -> ProcessPoolExecutor | None:
     return ProcessPoolExecutor(max_workers=workers, initializer=gc.freeze)
 
 
+class StartupError(Exception):
+    """The daemon cannot start (the database is unreachable): one line for systemd's status."""
+
+
 class Daemon:
     """Polls continuously: each tick claims as many due feeds as there are free slots."""
 
@@ -78,43 +88,48 @@ class Daemon:
         self._tasks: dict[int, asyncio.Task[None]] = {}  # feed id -> its poll
         self._rt: Runtime | None = None
         self._rules_files: tuple[object, ...] = ()  # what the rule files were when last read
-        self._reloading: asyncio.Task[bool] | None = None
+        self._reloading: asyncio.Task[None] | None = None
         self._planner = Planner()  # the deliver job's: which routes may owe a message
+        self.notifier = Notifier()
+        self.heartbeat = Heartbeat(self.notifier)
+        self._delivering: asyncio.Future[tuple[int, int]] | None = None  # the batch being sent
+        self._scheduler: AsyncIOScheduler | None = None
+        self._upkeep: Upkeep | None = None
+        self._health: metrics.Health | None = None
 
     async def run(self) -> None:
-        """Run until SIGTERM/SIGINT; in-flight feeds finish and commit before it returns."""
+        """Run until SIGTERM/SIGINT; in-flight feeds and deliveries finish and commit before it
+        returns. Tells systemd READY=1 once the config, rules and database are ready."""
         settings = self.config.settings
         self._rules_files = self._rule_files_state()
         rules = load_rules(self.config.config_dir, feeds=self.config.feeds)  # bad: refuse to start
-        store = Store.open(settings.database_url(self.config.config_dir))
-        store.sync_feeds(self.config.feeds, self.clock())
+        store = open_store(self.config, self.clock())
+        heartbeat = asyncio.create_task(self.heartbeat.run(), name="heartbeat")
         pool = extractor_pool(self.config)
-        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler = self._scheduler = AsyncIOScheduler(timezone=UTC)
+        listener = None
         try:
             async with Fetcher(fetch_limits(self.config), clock=self.clock) as fetcher:
                 self._rt = Runtime(store, fetcher, settings, self.clock, pool, self.owner)
                 self._rt.templates = user_templates(self.config.config_dir)
                 await self._activate(rules)
                 self._install_signals()
+                self._upkeep = Upkeep(self._rt, self.notifier)
+                listener = self._listen(store)
                 tick = settings.polling.tick.total_seconds()
                 scheduler.add_job(
-                    self.tick,
+                    metrics.timed("tick", self.tick),
                     IntervalTrigger(seconds=tick),
                     id="tick",
                     next_run_time=self.clock(),
                     max_instances=1,
                     coalesce=True,
                 )
-                scheduler.add_job(
-                    self._housekeeping,
-                    IntervalTrigger(hours=1),
-                    id="housekeeping",
-                    next_run_time=self.clock(),
-                )
+                self._upkeep.schedule(scheduler, self.clock())
                 # Articles a crash left queued are matched at start, and any left by a failure
                 # later on within the minute.
                 scheduler.add_job(
-                    self._match_queued,
+                    metrics.timed("match", self._match_queued),
                     IntervalTrigger(minutes=1),
                     id="match",
                     next_run_time=self.clock(),
@@ -123,7 +138,7 @@ class Daemon:
                 )
                 # Delivery: plan what is due (grouping, digests) and send the outbox.
                 scheduler.add_job(
-                    self._deliver,
+                    metrics.timed("deliver", self._deliver),
                     IntervalTrigger(seconds=DELIVERY_TICK),
                     id="deliver",
                     next_run_time=self.clock(),
@@ -137,10 +152,10 @@ class Daemon:
                     max_instances=1,
                     coalesce=True,
                 )
-                heartbeat = settings.polling.lease.total_seconds() / 3
+                renew_every = settings.polling.lease.total_seconds() / 3
                 scheduler.add_job(
                     self.renew_leases,
-                    IntervalTrigger(seconds=heartbeat),
+                    IntervalTrigger(seconds=renew_every),
                     id="leases",
                     max_instances=1,
                     coalesce=True,
@@ -151,16 +166,45 @@ class Daemon:
                     self.owner,
                     len(self.config.feeds),
                     len(rules.watches),
-                    store.engine.url.render_as_string(),
+                    store.engine.url.render_as_string(),  # password masked by SQLAlchemy
                 )
+                self.notifier.ready(self._status_line())
                 await self.stopping.wait()
+                self.notifier.stopping()
                 scheduler.shutdown(wait=False)
                 await self._drain()
         finally:
+            heartbeat.cancel()
+            if listener is not None:
+                listener.close()
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
             store.close()
+            self.notifier.close()
         log.info("monitor stopped")
+
+    def _listen(self, store: Store) -> metrics.Listener | None:
+        """The /metrics and /healthz listener, when monitor.yaml asks for one."""
+        address = self.config.settings.metrics.address()
+        if address is None:
+            return None
+        health = metrics.Health(
+            loop_age=self.heartbeat.age,
+            ping_database=functools.partial(ping, store),
+            stuck_after=self.config.settings.metrics.stuck_after.total_seconds(),
+        )
+        self._health = health
+        try:
+            listener = metrics.Listener(*address, health)
+        except OSError as err:
+            raise StartupError(f"metrics listener on {address[0]}:{address[1]}: {err}") from err
+        log.info("metrics: http://%s:%d/metrics and /healthz", address[0], listener.port)
+        return listener
+
+    def _status_line(self) -> str:
+        rules = self._rt.rules if self._rt is not None else None
+        watches = len(rules.compiled.watches) if rules is not None else 0
+        return f"polling {len(self.config.feeds)} feeds, {watches} watches"
 
     async def tick(self) -> None:
         """Claim due feeds up to the free capacity and poll each in its own task."""
@@ -194,7 +238,12 @@ class Daemon:
         await self._rt.on_db(self._rt.store.renew_leases, list(self._tasks), self._rt.owner, until)
 
     async def _poll(self, rt: Runtime, feed: FeedState) -> None:
+        started = time.monotonic()
         outcome = await poll_feed(rt, feed)  # records every failure on the feed itself
+        o = outcome
+        metrics.feed_polled(
+            o.status, o.new, o.duplicates, o.revisions, o.backlog, time.monotonic() - started
+        )
         if outcome.new or outcome.revisions or outcome.error:
             log.info(
                 "feed %s: %s new, %s duplicates, %s revisions%s",
@@ -207,21 +256,20 @@ class Daemon:
 
     async def _drain(self) -> None:
         """Let in-flight feeds commit; past the grace period cancel them (their leases are
-        released and their validators were not saved, so nothing is lost)."""
-        if not self._tasks:
-            return
-        log.info("stopping: waiting for %d feeds in flight", len(self._tasks))
-        _done, pending = await asyncio.wait(set(self._tasks.values()), timeout=SHUTDOWN_GRACE)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
-
-    async def _housekeeping(self) -> None:
-        if self._rt is not None:
-            deleted = await self._rt.on_db(housekeeping, self._rt)
-            if deleted:
-                log.info("retention: deleted %d old articles", deleted)
+        released and their validators were not saved, so nothing is lost). Then let the
+        delivery batch being sent finish, so each message's outcome is recorded."""
+        if self._tasks:
+            log.info("stopping: waiting for %d feeds in flight", len(self._tasks))
+            _done, pending = await asyncio.wait(set(self._tasks.values()), timeout=SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._delivering is not None and not self._delivering.done():
+            log.info("stopping: waiting for the deliveries being sent")
+            # A thread cannot be cancelled: past the grace, its messages' leases lapse and
+            # another run sends them (at least once, as after a crash).
+            await asyncio.wait([self._delivering], timeout=DELIVERY_GRACE)
 
     async def _match_queued(self) -> None:
         if self._rt is not None:
@@ -238,7 +286,10 @@ class Daemon:
         queued = await rt.on_db(deliver_plan, rt, self._planner)
         if queued:
             log.info("queued %d messages", len(queued))
-        await asyncio.to_thread(deliver_send, rt)
+        if self.stopping.is_set():
+            return
+        sending = self._delivering = asyncio.ensure_future(asyncio.to_thread(deliver_send, rt))
+        await asyncio.shield(sending)  # a stop waits for it in _drain
 
     # -- watch rules ---------------------------------------------------------------------------
     async def _activate(self, rules: RuleSet) -> None:
@@ -290,32 +341,60 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
 
     def _on_sighup(self) -> None:
-        self.reload()
-        self._reloading = asyncio.create_task(self.reload_rules())  # kept: tasks are weak refs
+        if self._reloading is not None and not self._reloading.done():
+            log.info("SIGHUP: a reload is already running")
+            return
+        self._reloading = asyncio.create_task(self.reload_all())  # kept: tasks are weak refs
+
+    async def reload_all(self) -> None:
+        """SIGHUP (systemctl reload): every config file again, with systemd told
+        RELOADING=1 ... READY=1 around it. A bad edit keeps what runs and logs why."""
+        self.notifier.reloading()
+        try:
+            if await self.reload():
+                await self.reload_rules()
+                if self._rt is not None:
+                    self._rt.templates = user_templates(self.config.config_dir)
+        finally:
+            self.notifier.ready(self._status_line())
 
     def _stop_on(self, sig: signal.Signals) -> None:
-        log.info("received %s: finishing in-flight work", sig.name)
+        if self.stopping.is_set():
+            # The second signal: the user (or systemd's final SIGTERM) wants out now. What is
+            # committed stays; open transactions roll back; leases lapse for the next start.
+            log.warning("received %s again: exiting at once", sig.name)
+            logging.shutdown()
+            os._exit(128 + sig.value)
+        log.info("received %s: finishing in-flight work (again to exit at once)", sig.name)
         self.stopping.set()
 
-    def reload(self) -> None:
-        """Re-read the config directory; a bad edit keeps the running config and says why."""
+    async def reload(self) -> bool:
+        """Re-read monitor.yaml and feeds.yaml; a bad edit keeps the running config and says
+        why. What changes live: feeds, intervals, backoff, extraction, delivery timing,
+        retention, the tick and lease periods, the log format and /healthz's stuck_after.
+        What needs a restart is named in a warning."""
         try:
-            config = load_config(self.config.config_dir)
+            config = await asyncio.to_thread(load_config, self.config.config_dir)
         except ConfigError as err:
             log.error("reload refused, keeping the running configuration:\n%s", err)
-            return
+            return False
         old = self.config.settings
         self.config = config
+        new = config.settings
+        logs.set_format(new.logging.format)
         if self._rt is not None:
-            self._rt.settings = config.settings  # intervals, backoff, extraction, retention
-            self._rt.store.sync_feeds(config.feeds, self.clock())
+            self._rt.settings = new  # intervals, backoff, extraction, retention, delivery
+            await self._rt.on_db(self._rt.store.sync_feeds, config.feeds, self.clock())
+        self._reschedule(old, new)
+        if self._health is not None:
+            self._health.stuck_after = new.metrics.stuck_after.total_seconds()
         restart_only = [
             name
             for name, changed in (
-                ("database", old.database != config.settings.database),
+                ("database", old.database != new.database),
                 ("fetch limits", fetch_limits(self.config) != _limits(old)),
-                ("extract.workers", old.extract.workers != config.settings.extract.workers),
-                ("polling.tick", old.polling.tick != config.settings.polling.tick),
+                ("extract.workers", old.extract.workers != new.extract.workers),
+                ("metrics.listen", old.metrics.listen != new.metrics.listen),
             )
             if changed
         ]
@@ -324,6 +403,40 @@ class Daemon:
                 "reloaded, but %s take effect only after a restart", ", ".join(restart_only)
             )
         log.info("reloaded: %d feeds", len(config.feeds))
+        return True
+
+    def _reschedule(self, old: Settings, new: Settings) -> None:
+        """The tick and lease-renewal jobs run at the new periods."""
+        if self._scheduler is None:
+            return
+        if old.polling.tick != new.polling.tick:
+            seconds = new.polling.tick.total_seconds()
+            self._scheduler.reschedule_job("tick", trigger=IntervalTrigger(seconds=seconds))
+        if old.polling.lease != new.polling.lease:
+            seconds = new.polling.lease.total_seconds() / 3
+            self._scheduler.reschedule_job("leases", trigger=IntervalTrigger(seconds=seconds))
+
+
+def open_store(config: Config, now: datetime) -> Store:
+    """The store, migrated and with the feeds of feeds.yaml; StartupError when the database
+    cannot be reached, saying which (password masked) and why in one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = config.settings.database_url(config.config_dir)
+    try:
+        store = Store.open(url)
+        store.sync_feeds(config.feeds, now)
+    except (SQLAlchemyError, OSError) as err:
+        raise StartupError(upkeep.cannot_open(url, err)) from None
+    return store
+
+
+def ping(store: Store) -> None:
+    """One round trip to the database (/healthz)."""
+    from sqlalchemy import text
+
+    with store.engine.connect() as c:
+        c.execute(text("SELECT 1"))
 
 
 def run(config: Config, clock: Clock = utcnow) -> None:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
+from monitor import metrics
 from monitor.config import DeliverySettings
 from monitor.rules.spec import ChannelSpec
 from monitor.schedule import backoff_delay
@@ -110,12 +111,14 @@ def _send_one(
         ):
             # the send outlasted the lease and another sender took the message over
             log.warning("message #%d was sent after its lease lapsed: it may arrive twice", row.id)
+        metrics.delivered(row.channel, "sent")
         log.info("sent %s #%d to %s: %s", row.kind, row.id, row.channel, row.title)
         return True
     # what was delivered (Slack's first parts, email's accepted recipients) is not sent again
     progress = {**({"parts_sent": result.parts_sent} if result.parts_sent else {})}
     progress |= result.progress or {}
     content = {**row.content, **progress} if progress else None
+    metrics.delivered(row.channel, "failed" if result.permanent else "retry")
     if result.permanent:
         log.error("channel %s refused message #%d for good: %s", row.channel, row.id, result.error)
         store.finish_send(row.id, owner, now, error=result.error, retry_at=None, content=content)

@@ -36,6 +36,7 @@ from monitor.config.errors import (
     _unknown_key_message,
 )
 from monitor.config.fields import _TEMPLATES
+from monitor.logs import register_secret
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -110,6 +111,9 @@ def _yaml_issue(file: str, error: MarkedYAMLError) -> ConfigIssue:
 _ENV_RE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _ENV_REF_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(:-(.*))?", re.DOTALL)
 _ENV_HINT = "use ${NAME} or ${NAME:-default}"
+# Variables whose values never reach a log line; URLs' credentials are masked wherever they came
+# from (channels.yaml and the database URL register theirs).
+_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|WEBHOOK|_URL$", re.IGNORECASE)
 
 Position = tuple[int, int]  # 0-based line, column as ruamel reports them
 
@@ -213,6 +217,8 @@ class _Document:
             else:
                 parts.append(value)
                 self.secrets.add(value)
+                if _SECRET_NAME.search(name):
+                    register_secret(value)  # never logged (monitor.logs)
         parts.append(text[last:])
         if substituted:
             self.raw[loc] = text

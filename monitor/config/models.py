@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -31,6 +31,7 @@ from monitor.config.fields import (
     duration_text,
 )
 from monitor.config.loader import load_yaml_model
+from monitor.logs import register_database_url
 
 MONITOR_FILE = "monitor.yaml"
 FEEDS_FILE = "feeds.yaml"
@@ -82,6 +83,41 @@ class DeliverySettings(StrictModel):
 
 class RetentionSettings(StrictModel):
     articles: PositiveDuration = timedelta(days=365)
+    # Article text older than this is dropped (URL, hashes and fingerprints stay for dedupe).
+    text: PositiveDuration | None = None
+
+
+def _validate_listen(value: str | None) -> str | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
+        raise ValueError(f"expected host:port, e.g. 127.0.0.1:9108, got {value!r}")
+    if host not in ("localhost", "::1") and not host.startswith("127."):
+        raise ValueError(
+            f"the metrics listener serves loopback only (127.0.0.1, ::1), got {host!r}; "
+            "put a proxy in front of it to scrape from elsewhere"
+        )
+    return value
+
+
+class MetricsSettings(StrictModel):
+    """The optional Prometheus /metrics and /healthz listener (off unless `listen` is set)."""
+
+    listen: Annotated[str | None, AfterValidator(_validate_listen)] = None
+    # /healthz fails when the event loop has not run its heartbeat for this long
+    stuck_after: PositiveDuration = timedelta(seconds=30)
+
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class LoggingSettings(StrictModel):
+    format: Literal["text", "json"] = "text"  # one line per event either way
 
 
 class Settings(StrictModel):
@@ -92,6 +128,8 @@ class Settings(StrictModel):
     extract: ExtractSettings = ExtractSettings()
     delivery: DeliverySettings = DeliverySettings()
     retention: RetentionSettings = RetentionSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
 
     def database_url(self, config_dir: Path) -> str:
         """The SQLAlchemy URL to use.
@@ -255,4 +293,6 @@ def load_config(config_dir: Path, *, env: Mapping[str, str] | None = None) -> Co
             issues += error.issues
     if issues or outlets is None:
         raise ConfigError(issues)
+    if settings.database:
+        register_database_url(settings.database)  # its password never reaches a log line
     return Config(config_dir, settings, outlets, outlets.resolve(settings))

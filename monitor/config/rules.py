@@ -54,6 +54,7 @@ from monitor.config.fields import (
 )
 from monitor.config.loader import load_yaml_model
 from monitor.config.models import FeedSpec
+from monitor.logs import register_url
 from monitor.rules.query import (
     MIN_PREFIX_STEM,
     ActorRef,
@@ -741,6 +742,8 @@ def load_rules(
     channel_specs: dict[str, ChannelSpec] = {}
     if channels.model is not None and channels.source is not None:
         channel_specs, problems = channels.model.specs(config_dir)
+        for spec in channel_specs.values():
+            register_url(spec.url)  # its tokens never reach a log line (monitor.logs)
         channels.issues += map(channels.source.issue, problems)
     issues = [
         issue

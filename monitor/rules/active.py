@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from monitor import metrics
 from monitor.rules.compiler import CompiledRules
 from monitor.rules.matcher import Document, Match, match
 from monitor.rules.query import to_query
@@ -64,6 +65,7 @@ def match_stored(active: ActiveRules, articles: Sequence[ArticleToMatch]) -> lis
             log.exception("article %d could not be matched; it is left unmatched", article.id)
             matches = []
         found.append([m for m in matches if _existed(active, m.watch, article.first_seen_at)])
+        metrics.matched(m.watch for m in found[-1])
     return found
 
 
