@@ -158,13 +158,13 @@ def _check_templates(config_dir: Path) -> str | None:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run the daemon: poll every feed on its schedule until SIGTERM or SIGINT."""
+    config = _load(ctx)
+    if ctx.meta.get("log_format") is None:  # before the imports below log anything
+        logs.set_format(config.settings.logging.format)
+    _load_rules(ctx, config)  # the daemon reads them again; this is for the message and exit 1
     from monitor.daemon import StartupError
     from monitor.daemon import run as run_daemon
 
-    config = _load(ctx)
-    _load_rules(ctx, config)  # the daemon reads them again; this is for the message and exit 1
-    if ctx.meta.get("log_format") is None:
-        logs.set_format(config.settings.logging.format)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     try:
