@@ -988,6 +988,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers (monitor articles) run while the daemon writes; busy_timeout makes a
     # second process wait for the write lock instead of failing at once.
+    # A new database frees deleted pages on `PRAGMA incremental_vacuum` (daily maintenance);
+    # on an existing one this is a no-op until a full VACUUM.
+    cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
