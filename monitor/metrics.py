@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -95,8 +96,17 @@ LAST_SUCCESS_AGE = Gauge(
     "Seconds since any feed was last polled successfully (-1 before the first).",
     registry=REGISTRY,
 )
+_last_success = {"at": 0.0}  # Unix time of the last successful poll, 0 before the first
+
+
+def _set_last_success(at: float) -> None:
+    if at > _last_success["at"]:
+        _last_success["at"] = at
+        LAST_SUCCESS.set(at)
+
+
 LAST_SUCCESS_AGE.set_function(
-    lambda: time.time() - LAST_SUCCESS._value.get() if LAST_SUCCESS._value.get() else -1.0
+    lambda: time.time() - _last_success["at"] if _last_success["at"] else -1.0
 )
 LOOP_AGE = Gauge(
     "monitor_event_loop_heartbeat_age_seconds",
@@ -115,7 +125,7 @@ def feed_polled(
     if outcome == "error":
         FETCH_ERRORS.inc()
     elif outcome in ("ok", "not_modified"):
-        LAST_SUCCESS.set(time.time())
+        _set_last_success(time.time())
     for kind, n in (("new", new - backlog), ("backlog", backlog), ("revision", revisions)):
         if n > 0:
             ARTICLES.labels(kind).inc(n)
@@ -163,8 +173,8 @@ def set_store_gauges(g: StoreGauges) -> None:
     BROKEN_FEEDS.set(g.feeds_broken)
     OUTBOX.labels("pending").set(g.outbox_pending)
     OUTBOX.labels("failed").set(g.outbox_failed)
-    if g.last_success_at is not None and g.last_success_at > LAST_SUCCESS._value.get():
-        LAST_SUCCESS.set(g.last_success_at)  # a restart resumes from what the store knows
+    if g.last_success_at is not None:  # a restart (or another worker) knows it from the store
+        _set_last_success(g.last_success_at)
 
 
 # -- the listener --------------------------------------------------------------------------------
@@ -232,10 +242,12 @@ class Listener:
     """The HTTP listener on its own daemon thread; `close()` stops it."""
 
     def __init__(self, host: str, port: int, health: Health) -> None:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        server_class = type("Server", (ThreadingWSGIServer,), {"address_family": family})
         self.server: WSGIServer = make_server(
-            host, port, app(health), ThreadingWSGIServer, handler_class=_QuietHandler
+            host, port, app(health), server_class, handler_class=_QuietHandler
         )
-        self.port = self.server.server_port
+        self.port: int = self.server.server_port
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="monitor-metrics", daemon=True
         )

@@ -8,6 +8,7 @@ import functools
 import threading
 import time
 
+import pytest
 from sqlalchemy import create_engine
 
 from monitor import metrics
@@ -74,3 +75,24 @@ def test_an_unreachable_database_fails_healthz_without_showing_its_password():
     assert status == 503 and '"database": "unreachable: OperationalError"' in body
     assert "Pw0rdXYZ" not in body
     assert metrics_status == 200 and "monitor_event_loop_heartbeat_age_seconds" in text
+
+
+def test_the_metrics_listener_must_be_on_loopback(tmp_path):
+    from monitor.config import ConfigError, load_config
+
+    (tmp_path / "feeds.yaml").write_text(
+        "outlets:\n  a:\n    feeds:\n      - url: http://a.test/\n"
+    )
+    (tmp_path / "monitor.yaml").write_text("metrics:\n  listen: 0.0.0.0:9108\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path)
+    assert "monitor.yaml:2:11: metrics.listen: the metrics listener serves loopback only" in str(
+        refused.value
+    )
+    (tmp_path / "monitor.yaml").write_text("metrics:\n  listen: '[::1]:9108'\n")
+    assert load_config(tmp_path).settings.metrics.address() == ("::1", 9108)
+    listener = metrics.Listener("::1", 0, metrics.Health(lambda: 0.0, lambda: None, 30))
+    try:
+        assert get(f"http://[::1]:{listener.port}/healthz")[0] == 200
+    finally:
+        listener.close()

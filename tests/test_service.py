@@ -304,3 +304,40 @@ def test_the_unit_runs_the_daemon_as_the_issue_asks(unit):
     assert s["EnvironmentFile"] == ["-%E/monitor/monitor.env"]
     assert s["KillMode"] == ["mixed"]  # SIGTERM to the daemon, not its extraction workers
     assert s["User"] == ["monitor"]
+
+
+def test_sigterm_lets_the_delivery_being_sent_finish_and_records_it(tmp_path):
+    from monitor.store import Store
+
+    with LoopbackServer() as server:
+        server.routes["/hook"] = Route(body=b"{}", delay=3.0)  # a slow channel
+        server.routes["/feed.xml"] = Route(body=rss([]))
+        db = tmp_path / "m.db"
+        config = write_config(
+            tmp_path / "cfg", f"sqlite:///{db}", {"rferl": server.url("/feed.xml")}
+        )
+        (config / "channels.yaml").write_text(
+            f"channels:\n  hook:\n    url: json://127.0.0.1:{server.port}/hook\n"
+        )
+        (config / "watches.yaml").write_text(
+            "watches:\n  troops:\n    keywords: [troops]\n    notify: [hook]\n    group_wait: 0s\n"
+        )
+        notify = NotifySocket()
+        proc = start_service(config, notify)
+        try:
+            wait_for(lambda: server.count("/feed.xml") >= 1)
+            server.routes["/story.html"] = Route(body=page("Story", [STORY.format(day="Monday")]))
+            item = Item("s1", "Story", server.url("/story.html"))
+            server.routes["/feed.xml"] = Route(body=rss([item]))
+            wait_for(lambda: server.count("/hook") == 1)  # the channel has it, not yet answered
+        finally:
+            code, err = stop(proc)
+            notify.close()
+    assert code == 0, err
+    assert "waiting for the deliveries being sent" in err
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        (row,) = store.outbox()
+    finally:
+        store.close()
+    assert (row.status, row.attempts) == ("sent", 1)  # recorded: not sent again at the next start
