@@ -127,18 +127,24 @@ def _one_line(text: str) -> str:
 
 
 def setup(level: int, fmt: str = "text", stream: TextIO | None = None) -> None:
-    """Log to stderr (journald takes it from there) through the redacting formatter, replacing
-    any handler set up before."""
+    """Log to stderr (journald takes it from there) through the redacting formatter. Handlers
+    someone else installed (a test runner's) are left alone; one from an earlier call is
+    replaced."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
+    for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _Handler(stream or sys.stderr)
     handler.setFormatter(RedactingFormatter(json_lines=fmt == "json"))
     root.addHandler(handler)
     root.setLevel(level)
 
 
 def set_format(fmt: str) -> None:
-    """Switch every handler of the root logger to text or JSON (monitor.yaml's logging.format)."""
+    """Switch the handler `setup` installed to text or JSON (monitor.yaml's logging.format)."""
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(RedactingFormatter(json_lines=fmt == "json"))
+        if isinstance(handler, _Handler):
+            handler.setFormatter(RedactingFormatter(json_lines=fmt == "json"))
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    """The handler `setup` installs (told apart from others by its class)."""
