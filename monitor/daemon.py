@@ -22,6 +22,7 @@ from monitor.deliver import deliver_plan, deliver_send, user_templates
 from monitor.dispatch import Planner
 from monitor.domain import Clock, utcnow
 from monitor.fetch import Fetcher, FetchLimits
+from monitor.netguard import parse_networks
 from monitor.pipeline import Runtime, default_owner, match_queued, poll_feed
 from monitor.rules.active import ActiveRules, definitions
 from monitor.rules.compiler import RuleCompileError, compile_rules
@@ -55,6 +56,7 @@ def _limits(settings: Settings) -> FetchLimits:
         max_connections=p.concurrency,
         max_per_host=p.per_host,
         user_agent=p.user_agent,
+        allow_networks=parse_networks(p.allow_networks),
     )
 
 

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Connection
 
 from monitor.config import DeliverySettings, duration_text
+from monitor.cron import digest_due, next_digest
 from monitor.render.model import Entry, Message
 from monitor.rules.snippet import Snippet
 from monitor.rules.spec import ChannelSpec, Delivery, RuleSet, WatchSpec
@@ -30,7 +30,6 @@ from monitor.store.delivery import stories_to_send as read_stories
 log = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(days=2)  # how long after a story is sent its new outlets still update it
-MAX_MISSED_DIGESTS = 100_000  # fire times skipped while looking for the last one due
 
 
 @dataclass(frozen=True)
@@ -99,28 +98,6 @@ def repeat_due_at(stories: Sequence[Story], chosen: Sequence[Story], t: Timing) 
         and s.matched_at > s.last_sent_at
     ]
     return min(times, default=None)
-
-
-def digest_due(cron: str, timezone: str, covered_until: datetime, now: datetime) -> datetime | None:
-    """The latest time the digest's cron fired after `covered_until` and not after `now` (the
-    digest then covers everything up to it), or None when it has not fired since. One digest
-    makes up for any number of fire times missed while the daemon was down."""
-    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
-    fire = trigger.get_next_fire_time(None, covered_until + timedelta(microseconds=1))
-    last = None
-    for _ in range(MAX_MISSED_DIGESTS):
-        if fire is None or fire > now:
-            break
-        last = fire
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
-    return last
-
-
-def next_digest(cron: str, timezone: str, after: datetime) -> datetime | None:
-    """The digest's first fire time after `after`."""
-    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
-    fire: datetime | None = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
-    return fire
 
 
 def compose(

@@ -18,9 +18,11 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from types import TracebackType
 
+import httpcore
 import httpx
 
 from monitor.domain import Clock, Conditional, FetchResult, utcnow
+from monitor.netguard import AddressRefused, GuardedBackend, Network
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -52,6 +54,8 @@ class FetchLimits:
     max_connections: int = 20
     max_per_host: int = 4
     user_agent: str = "monitor/0.1 (news monitor; +https://github.com/monitor-news/monitor)"
+    # Private, loopback and link-local addresses are refused (monitor.netguard); these are not.
+    allow_networks: tuple[Network, ...] = ()
 
 
 class FetchError(Exception):
@@ -165,19 +169,17 @@ class Fetcher:
         return self._in_flight[key] > 0
 
     def _make_client(self) -> httpx.AsyncClient:
-        """Builds a client with redirect, pool and timeout limits taken from self.limits."""
+        """Builds a client with redirect, pool and timeout limits taken from self.limits.
+
+        Proxies named in the environment are not used: the address check must see the address
+        the connection goes to."""
         lim = self.limits
         if self._ssl is None:
             self._ssl = httpx.create_ssl_context()
         return httpx.AsyncClient(
-            transport=self._transport,
-            verify=self._ssl,
+            transport=self._transport or self._guarded_transport(),
             follow_redirects=True,
             max_redirects=lim.max_redirects,
-            limits=httpx.Limits(
-                max_connections=lim.max_per_host,
-                max_keepalive_connections=lim.max_per_host,
-            ),
             timeout=httpx.Timeout(
                 connect=lim.connect_timeout,
                 read=lim.read_timeout,
@@ -187,6 +189,23 @@ class Fetcher:
             headers={"User-Agent": lim.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             event_hooks={"response": [self._guard_redirect]},
         )
+
+    def _guarded_transport(self) -> httpx.AsyncHTTPTransport:
+        """httpx's transport, its connections dialled through GuardedBackend."""
+        lim, ssl_context = self.limits, self._ssl
+        assert ssl_context is not None  # made by _make_client first
+        transport = httpx.AsyncHTTPTransport(verify=ssl_context)
+        # httpx has no public hook for httpcore's network backend, which is where the address
+        # actually dialled is known; its transport keeps the httpcore pool as `_pool`. A test
+        # (tests/test_fetch.py, the SSRF cases) fails if this stops taking effect.
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=lim.max_per_host,
+            max_keepalive_connections=lim.max_per_host,
+            keepalive_expiry=httpx.Limits().keepalive_expiry,  # httpx's default, 5 s
+            network_backend=GuardedBackend(lim.allow_networks),
+        )
+        return transport
 
     async def fetch(
         self, url: str, conditional: Conditional | None = None, accept: str = FEED_ACCEPT
@@ -409,6 +428,8 @@ def _transport_error(url: str, exc: Exception, limits: FetchLimits) -> FetchErro
             reason = f"no free connection after {limits.connect_timeout} s"
         case httpx.TooManyRedirects():
             reason = f"too many redirects (>{limits.max_redirects})"
+        case httpx.ConnectError() if _caused_by(exc, AddressRefused):
+            reason, permanent = str(exc), True
         case httpx.ConnectError() if _caused_by(exc, ConnectionRefusedError):
             reason = "connection refused"
         case httpx.ConnectError():

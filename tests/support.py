@@ -16,6 +16,7 @@ from typing import Any
 
 from monitor.config import FeedSpec, Settings
 from monitor.fetch import Fetcher, FetchLimits
+from monitor.netguard import parse_networks
 from monitor.pipeline import Runtime
 from monitor.store import Store
 
@@ -78,6 +79,9 @@ def page(title: str, paragraphs: Sequence[str], canonical: str | None = None) ->
     ).encode()
 
 
+LOOPBACK = ("127.0.0.0/8", "::1")  # what tests allow the fetcher to reach (see monitor.netguard)
+
+
 def settings(**sections: dict[str, Any]) -> Settings:
     """Defaults tuned for loopback tests (short timeouts, inline extraction), plus overrides."""
     base: dict[str, dict[str, Any]] = {
@@ -88,6 +92,7 @@ def settings(**sections: dict[str, Any]) -> Settings:
             "backoff_base": "1m",
             "backoff_max": "1h",
             "jitter": 0.0,
+            "allow_networks": LOOPBACK,  # the test servers listen on 127.0.0.1
         },
         "extract": {"workers": 1, "min_chars": 200},
     }
@@ -124,6 +129,7 @@ async def runtime(
         total_timeout=p.total_timeout.total_seconds(),
         max_bytes=p.max_bytes,
         max_redirects=p.max_redirects,
+        allow_networks=parse_networks(p.allow_networks),
     )
     async with Fetcher(limits, clock=clock) as fetcher:
         yield Runtime(store, fetcher, cfg, clock, extractor, owner)

@@ -32,7 +32,8 @@ def config_dir(tmp_path: Path, site: LoopbackServer) -> Path:
     folder.mkdir()
     (folder / "monitor.yaml").write_text(
         f'database: "sqlite:///{tmp_path}/monitor.db"\n'
-        "polling:\n  connect_timeout: 2s\n  read_timeout: 2s\nextract:\n  workers: 1\n"
+        "polling:\n  connect_timeout: 2s\n  read_timeout: 2s\n  allow_networks: [127.0.0.0/8]\n"
+        "extract:\n  workers: 1\n"
     )
     (folder / "feeds.yaml").write_text(
         "outlets:\n"

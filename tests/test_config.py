@@ -47,6 +47,7 @@ BAD_CASES = [
     pytest.param("bad_url.feeds", {}, id="bad feed URLs"),
     pytest.param("bad_duration.monitor", {}, id="bad durations"),
     pytest.param("bad_size.monitor", {}, id="bad size"),
+    pytest.param("bad_allow_network.monitor", {}, id="bad allowed network"),
     pytest.param("zero_size.monitor", {}, id="zero size"),
     pytest.param("jitter_too_high.monitor", {}, id="jitter above 0.5"),
     pytest.param("jitter_negative.monitor", {}, id="jitter below 0"),

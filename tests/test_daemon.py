@@ -28,6 +28,7 @@ def write_config(folder: Path, database: str, feeds: dict[str, str], **polling: 
             "connect_timeout": "2s",
             "read_timeout": "5s",
             "total_timeout": "10s",
+            "allow_networks": "['127.0.0.0/8']",  # the loopback test servers
             **polling,
         }.items()
     ]

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import event
 
 from monitor.config import DeliverySettings
+from monitor.cron import digest_due
 from monitor.demo.server import LoopbackServer, Route
-from monitor.dispatch import Planner, digest_due, plan_all
+from monitor.dispatch import Planner, plan_all
 from monitor.notify import SendResult, redact, send
 from monitor.rules.active import ActiveRules, definitions, match_stored
 from monitor.rules.compiler import compile_rules

@@ -23,9 +23,18 @@ from monitor.fetch import (
     FetchLimits,
     parse_retry_after,
 )
+from monitor.netguard import parse_networks
+from tests.support import LOOPBACK
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-FAST = FetchLimits(connect_timeout=1.0, read_timeout=0.5, total_timeout=5.0)
+
+
+def loopback_limits(**limits: object) -> FetchLimits:
+    """Limits that let the fetcher reach the loopback test servers (refused by default)."""
+    return FetchLimits(allow_networks=parse_networks(LOOPBACK), **limits)  # type: ignore[arg-type]
+
+
+FAST = loopback_limits(connect_timeout=1.0, read_timeout=0.5, total_timeout=5.0)
 RSS = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
 
 
@@ -239,7 +248,7 @@ def test_a_body_that_stalls_hits_the_read_timeout(server: LoopbackServer) -> Non
 
 def test_an_exchange_longer_than_the_total_timeout_is_cut_off(server: LoopbackServer) -> None:
     server.routes["/slow"] = Route(body=RSS, delay=3.0)
-    limits = FetchLimits(read_timeout=10.0, total_timeout=0.3)
+    limits = loopback_limits(read_timeout=10.0, total_timeout=0.3)
     err = fetch_error(server.url("/slow"), limits)
     assert str(err) == f"{server.url('/slow')}: timed out after 0.3 s (whole exchange)"
 
@@ -251,13 +260,13 @@ def test_a_body_over_max_bytes_is_rejected_from_its_content_length(
     server: LoopbackServer,
 ) -> None:
     server.routes["/big"] = Route(body=b"x" * 1001)
-    err = fetch_error(server.url("/big"), FetchLimits(max_bytes=1000))
+    err = fetch_error(server.url("/big"), loopback_limits(max_bytes=1000))
     assert "response larger than 1000 bytes (Content-Length 1001), aborted" in str(err)
 
 
 def test_a_body_of_exactly_max_bytes_is_accepted(server: LoopbackServer) -> None:
     server.routes["/big"] = Route(body=b"x" * 1000, gzip=True)
-    assert fetch(server.url("/big"), FetchLimits(max_bytes=1000)).body == b"x" * 1000
+    assert fetch(server.url("/big"), loopback_limits(max_bytes=1000)).body == b"x" * 1000
 
 
 def test_a_gzip_bomb_is_aborted_once_its_decoded_size_passes_max_bytes(
@@ -265,7 +274,7 @@ def test_a_gzip_bomb_is_aborted_once_its_decoded_size_passes_max_bytes(
 ) -> None:
     bomb = gzip.compress(bytes(50_000_000), compresslevel=9)
     server.routes["/bomb"] = Route(raw_gzip_body=bomb)
-    err = fetch_error(server.url("/bomb"), FetchLimits(max_bytes=1_000_000))
+    err = fetch_error(server.url("/bomb"), loopback_limits(max_bytes=1_000_000))
     assert len(bomb) < 1_000_000  # so only the decoded size can trip the limit
     assert (
         str(err) == f"{server.url('/bomb')}: response larger than 1000000 bytes (decoded), aborted"
@@ -279,7 +288,7 @@ def test_a_gzip_bomb_is_never_inflated_far_past_max_bytes_in_memory(
     server.routes["/bomb"] = Route(raw_gzip_body=gzip.compress(bytes(50_000_000)))
     tracemalloc.start()
     try:
-        fetch_error(server.url("/bomb"), FetchLimits(max_bytes=1_000_000))
+        fetch_error(server.url("/bomb"), loopback_limits(max_bytes=1_000_000))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -331,7 +340,7 @@ def test_a_redirect_body_is_discarded_without_being_decoded(server: LoopbackServ
 def test_an_oversized_redirect_body_is_rejected(server: LoopbackServer) -> None:
     server.routes["/old"] = Route(status=302, location="/new", body=b"x" * 2000)
     server.routes["/new"] = Route(body=RSS)
-    err = fetch_error(server.url("/old"), FetchLimits(max_bytes=1000))
+    err = fetch_error(server.url("/old"), loopback_limits(max_bytes=1000))
     assert str(err).startswith(f"{server.url('/old')}: response larger than 1000 bytes")
 
 
@@ -368,7 +377,7 @@ def test_concurrent_fetches_to_one_host_are_bounded_by_max_per_host(
     server: LoopbackServer,
 ) -> None:
     server.routes["/slow"] = Route(body=RSS, delay=0.2)
-    results = fetch_many([server.url("/slow")] * 10, FetchLimits(max_per_host=2))
+    results = fetch_many([server.url("/slow")] * 10, loopback_limits(max_per_host=2))
     assert [r.status for r in results] == [200] * 10
     assert server.max_in_flight["/slow"] == 2
 
@@ -377,7 +386,9 @@ def test_concurrent_fetches_overall_are_bounded_by_max_connections(
     server: LoopbackServer,
 ) -> None:
     server.routes["/slow"] = Route(body=RSS, delay=0.2)
-    results = fetch_many([server.url("/slow")] * 9, FetchLimits(max_connections=3, max_per_host=9))
+    results = fetch_many(
+        [server.url("/slow")] * 9, loopback_limits(max_connections=3, max_per_host=9)
+    )
     assert len(results) == 9
     assert server.max_in_flight["/slow"] == 3
 
@@ -386,7 +397,7 @@ def test_waiting_for_a_free_connection_does_not_count_against_the_total_timeout(
     server: LoopbackServer,
 ) -> None:
     server.routes["/slow"] = Route(body=RSS, delay=0.3)
-    limits = FetchLimits(max_connections=1, total_timeout=0.8)
+    limits = loopback_limits(max_connections=1, total_timeout=0.8)
     results = fetch_many([server.url("/slow")] * 4, limits)
     assert [r.status for r in results] == [200] * 4
 

@@ -5,6 +5,7 @@ options, display)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from typing import Annotated
@@ -116,6 +117,7 @@ _TEMPLATES = {
     "size_type": f"expected a size ({_SIZE_HINT}), got {{value}}",
     "not_positive": "must be greater than 0, got {value}",
     "http_url": "not a valid http(s) URL: {value}",
+    "network": "not an IP address or network: {value} (e.g. 127.0.0.0/8, ::1, 10.1.2.3)",
     "slug": f"not a valid outlet slug: {{value}} ({_NAME_HINT})",
     "feed_name": f"not a valid feed name: {{value}} ({_NAME_HINT})",
     "tag": f"not a valid tag: {{value}} ({_NAME_HINT})",
@@ -185,6 +187,14 @@ def _validate_http_url(value: str) -> str:
     return value
 
 
+def _validate_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise _custom("network", value) from None
+    return value
+
+
 _DATABASE_URL_RE = re.compile(r"[a-z][a-z0-9_]*(\+[a-z0-9_]+)?://\S*", re.IGNORECASE)
 
 
@@ -207,6 +217,8 @@ FeedName = Annotated[str, _pattern_validator("feed_name", r"[a-z0-9][a-z0-9_-]*"
 Tag = Annotated[str, _pattern_validator("tag", r"[a-z0-9][a-z0-9_-]*")]
 Language = Annotated[str, _pattern_validator("language", r"[a-z]{2,3}(-[A-Za-z0-9]+)*")]
 DisplayName = Annotated[str, Field(min_length=1)]
+AllowedNetwork = Annotated[str, AfterValidator(_validate_network)]
+"""An address or CIDR network the fetcher may reach although it is not public."""
 
 
 class StrictModel(BaseModel):

@@ -17,6 +17,7 @@ from pydantic.functional_validators import AfterValidator
 
 from monitor.config.errors import FILE_PATH, ConfigError, ConfigIssue, Loc, Problem
 from monitor.config.fields import (
+    AllowedNetwork,
     DisplayName,
     Duration,
     FeedName,
@@ -58,6 +59,8 @@ class PollingSettings(StrictModel):
     backoff_max: PositiveDuration = timedelta(hours=6)
     first_run_window: Duration = timedelta(hours=24)
     user_agent: DisplayName = "monitor/0.1 (news monitor; +https://github.com/monitor-news/monitor)"
+    # Loopback, private and link-local addresses are refused (SSRF); these networks are not.
+    allow_networks: tuple[AllowedNetwork, ...] = ()
 
 
 class ExtractSettings(StrictModel):

@@ -46,6 +46,8 @@ polling:
   connect_timeout: 2s
   read_timeout: 3s
   total_timeout: 10s
+  # The sample outlets are served on 127.0.0.1, which the fetcher refuses unless allowed.
+  allow_networks: [127.0.0.0/8]
 extract:
   workers: 1
 """

@@ -151,6 +151,7 @@ def write_config(folder: Path, db: Path, bases: list[str], feeds: int, **polling
         f'database: "sqlite:///{db}"\n'
         "polling:\n  interval: 1h\n  tick: 1s\n  jitter: 0.0\n"
         "  connect_timeout: 10s\n  read_timeout: 30s\n  total_timeout: 60s\n"
+        "  allow_networks: [127.0.0.0/8]\n"  # the server farm listens on loopback addresses
         + extra
         + "extract:\n  fetch_pages: true\n  workers: 2\n"
     )

@@ -125,7 +125,12 @@ def bench_settings(database: str, workers: int, batch: int, concurrency: int) ->
     return Settings.model_validate(
         {
             "database": database,
-            "polling": {"concurrency": concurrency, "per_host": PER_HOST, "batch": batch},
+            "polling": {
+                "concurrency": concurrency,
+                "per_host": PER_HOST,
+                "batch": batch,
+                "allow_networks": ("127.0.0.0/8",),  # the server farm listens on loopback
+            },
             "extract": {"fetch_pages": False, "workers": workers},
         }
     )
