@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -99,16 +100,20 @@ def _keep_and_mask(match: re.Match[str]) -> str:
 
 
 class RedactingFormatter(logging.Formatter):
-    """One line per record, secrets masked; JSON objects when `json_lines`."""
+    """One line per record, secrets masked; JSON objects when `json_lines`. With `journal`,
+    each line starts with its syslog priority (`<4>` for a warning), which journald takes off
+    and keeps as the entry's priority (SyslogLevelPrefix=), so `journalctl -p warning` works."""
 
-    def __init__(self, json_lines: bool = False) -> None:
+    def __init__(self, json_lines: bool = False, journal: bool = False) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.json_lines = json_lines
+        self.journal = journal
 
     def format(self, record: logging.LogRecord) -> str:
-        if self.json_lines:
-            return self._json(record)
-        return _one_line(redact(super().format(record)))
+        line = self._json(record) if self.json_lines else _one_line(redact(super().format(record)))
+        if self.journal:
+            return f"<{_priority(record.levelno)}>{line}"
+        return line
 
     def _json(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -120,6 +125,23 @@ class RedactingFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
+
+
+def _priority(level: int) -> int:
+    """syslog priority of a logging level: 2 critical, 3 error, 4 warning, 6 info, 7 debug."""
+    for at_least, priority in ((50, 2), (40, 3), (30, 4), (20, 6)):
+        if level >= at_least:
+            return priority
+    return 7
+
+
+def to_journal(stream: TextIO) -> bool:
+    """Whether `stream` is the journal: systemd sets $JOURNAL_STREAM to its device:inode."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return os.environ.get("JOURNAL_STREAM") == f"{st.st_dev}:{st.st_ino}"
 
 
 def _one_line(text: str) -> str:
@@ -134,7 +156,7 @@ def setup(level: int, fmt: str = "text", stream: TextIO | None = None) -> None:
     for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(handler)
     handler = _Handler(stream or sys.stderr)
-    handler.setFormatter(RedactingFormatter(json_lines=fmt == "json"))
+    handler.setFormatter(RedactingFormatter(fmt == "json", to_journal(handler.stream)))
     root.addHandler(handler)
     root.setLevel(level)
 
@@ -143,7 +165,7 @@ def set_format(fmt: str) -> None:
     """Switch the handler `setup` installed to text or JSON (monitor.yaml's logging.format)."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, _Handler):
-            handler.setFormatter(RedactingFormatter(json_lines=fmt == "json"))
+            handler.setFormatter(RedactingFormatter(fmt == "json", to_journal(handler.stream)))
 
 
 class _Handler(logging.StreamHandler[TextIO]):

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,3 +155,29 @@ def test_the_daemons_own_stop_message_survives_redaction(tmp_path):
         code, err = stop(proc, signal.SIGTERM)
     assert code == 0
     assert "monitor running as" in err and f"database sqlite:///{tmp_path}/m.db" in err
+
+
+def test_under_journald_each_line_carries_its_priority(tmp_path):
+    config = write_config(
+        tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db", {"gone": "http://127.0.0.1:9/feed.xml"}
+    )
+    read_end, write_end = os.pipe()
+    st = os.fstat(write_end)  # what systemd would put in JOURNAL_STREAM for our stderr
+    env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "-c", str(config), "run"],
+        stderr=write_end,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as err:
+        lines = []
+        for line in err:
+            lines.append(line)
+            if "feed gone failed" in line:
+                proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=40) == 0
+    assert any(line.startswith("<6>") and "monitor running as" in line for line in lines)
+    assert any(line.startswith("<4>") and "feed gone failed" in line for line in lines)
+    assert all(re.match(r"<[2-7]>", line) for line in lines), lines
