@@ -181,3 +181,14 @@ def test_under_journald_each_line_carries_its_priority(tmp_path):
     assert any(line.startswith("<6>") and "monitor running as" in line for line in lines)
     assert any(line.startswith("<4>") and "feed gone failed" in line for line in lines)
     assert all(re.match(r"<[2-7]>", line) for line in lines), lines
+
+
+def test_log_format_json_on_the_command_line_makes_every_log_line_json(tmp_path):
+    config = write_config(
+        tmp_path / "cfg", f"sqlite:///{tmp_path}/m.db", {"gone": "http://127.0.0.1:9/feed.xml"}
+    )
+    polled = monitor(config, "--log-format", "json", "poll", "--once", env=dict(os.environ))
+    logged = [json.loads(line) for line in polled.stderr.splitlines() if line.startswith("{")]
+    assert [e["level"] for e in logged if "feed gone failed" in e["message"]] == ["WARNING"]
+    # the rest of stderr is the command's own report, not log lines
+    assert all(not line.startswith("20") for line in polled.stderr.splitlines())
