@@ -7,11 +7,13 @@ import functools
 import gc
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import OperationalError
 
 from monitor.config import Config, ConfigError, Settings, load_config
 from monitor.config.rules import ACTORS_FILE, CHANNELS_FILE, WATCHES_FILE, load_rules
@@ -82,6 +84,7 @@ class Daemon:
         self._rules_files: tuple[object, ...] = ()  # what the rule files were when last read
         self._reloading: asyncio.Task[bool] | None = None
         self._planner = Planner()  # the deliver job's: which routes may owe a message
+        self._database_problems: dict[str, str] = {}  # job -> what the database refused with
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT; in-flight feeds finish and commit before it returns."""
@@ -100,7 +103,7 @@ class Daemon:
                 self._install_signals()
                 tick = settings.polling.tick.total_seconds()
                 scheduler.add_job(
-                    self.tick,
+                    self._guarded(self.tick),
                     IntervalTrigger(seconds=tick),
                     id="tick",
                     next_run_time=self.clock(),
@@ -108,7 +111,7 @@ class Daemon:
                     coalesce=True,
                 )
                 scheduler.add_job(
-                    self._housekeeping,
+                    self._guarded(self._housekeeping),
                     IntervalTrigger(hours=1),
                     id="housekeeping",
                     next_run_time=self.clock(),
@@ -116,7 +119,7 @@ class Daemon:
                 # Articles a crash left queued are matched at start, and any left by a failure
                 # later on within the minute.
                 scheduler.add_job(
-                    self._match_queued,
+                    self._guarded(self._match_queued),
                     IntervalTrigger(minutes=1),
                     id="match",
                     next_run_time=self.clock(),
@@ -125,7 +128,7 @@ class Daemon:
                 )
                 # Delivery: plan what is due (grouping, digests) and send the outbox.
                 scheduler.add_job(
-                    self._deliver,
+                    self._guarded(self._deliver),
                     IntervalTrigger(seconds=DELIVERY_TICK),
                     id="deliver",
                     next_run_time=self.clock(),
@@ -141,7 +144,7 @@ class Daemon:
                 )
                 heartbeat = settings.polling.lease.total_seconds() / 3
                 scheduler.add_job(
-                    self.renew_leases,
+                    self._guarded(self.renew_leases),
                     IntervalTrigger(seconds=heartbeat),
                     id="leases",
                     max_instances=1,
@@ -163,6 +166,28 @@ class Daemon:
                 pool.shutdown(cancel_futures=True)
             store.close()
         log.info("monitor stopped")
+
+    def _guarded(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """`job`, with the database refusing writes (disk full, read-only, unreachable) logged
+        as one line when it starts and one when it ends, not a traceback every tick: the job
+        committed nothing and runs again at its next time."""
+
+        name = job.__name__.strip("_")
+
+        @functools.wraps(job)
+        async def run_job() -> None:
+            try:
+                await job()
+            except OperationalError as err:
+                problem = _first_line(err)
+                if self._database_problems.get(name) != problem:
+                    log.error("%s: the database refuses it, will retry: %s", name, problem)
+                    self._database_problems[name] = problem
+                return
+            if problem := self._database_problems.pop(name, ""):
+                log.info("%s: the database works again (was: %s)", name, problem)
+
+        return run_job
 
     async def tick(self) -> None:
         """Claim due feeds up to the free capacity and poll each in its own task."""
@@ -196,7 +221,13 @@ class Daemon:
         await self._rt.on_db(self._rt.store.renew_leases, list(self._tasks), self._rt.owner, until)
 
     async def _poll(self, rt: Runtime, feed: FeedState) -> None:
-        outcome = await poll_feed(rt, feed)  # records every failure on the feed itself
+        try:
+            outcome = await poll_feed(rt, feed)  # records every failure on the feed itself
+        except Exception as err:  # even the failure could not be recorded: the database is
+            # refusing writes (disk full, read-only, down). Nothing was committed, so nothing is
+            # lost: the feed is claimed and polled again once the database takes writes.
+            log.error("feed %s: not stored, will retry: %s", feed.name, _first_line(err))
+            return
         if outcome.new or outcome.revisions or outcome.error:
             log.info(
                 "feed %s: %s new, %s duplicates, %s revisions%s",
@@ -326,6 +357,11 @@ class Daemon:
                 "reloaded, but %s take effect only after a restart", ", ".join(restart_only)
             )
         log.info("reloaded: %d feeds", len(config.feeds))
+
+
+def _first_line(err: BaseException) -> str:
+    """The exception's message without SQLAlchemy's statement and background lines."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def run(config: Config, clock: Clock = utcnow) -> None:
