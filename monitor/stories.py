@@ -85,6 +85,8 @@ class Background:
 
     docs: int = 0
     df: Mapping[str, int] = field(default_factory=dict)
+    # idf by term, filled as asked: one assign asks for the same terms of many stories
+    _idf: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def add(self, signature: Signature) -> Background:
         """The background with one more article counted."""
@@ -94,7 +96,10 @@ class Background:
         return Background(self.docs + 1, df)
 
     def idf(self, term: str) -> float:
-        return math.log((self.docs + 1) / (self.df.get(term, 0) + 0.5))
+        known = self._idf.get(term)
+        if known is None:
+            known = self._idf[term] = math.log((self.docs + 1) / (self.df.get(term, 0) + 0.5))
+        return known
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ def similarity(
 ) -> tuple[float, tuple[str, ...]]:
     """Cosine of the article's and the story's TF-IDF vectors, and the labels of the shared
     terms that weigh most in it (at most six)."""
-    return _cosine(article.terms, story.terms, background, story.labels, 6)
+    return _cosine(_Vector.of(article.terms, background), story.terms, background, story, 6)
 
 
 def lead_similarity(
@@ -186,33 +191,42 @@ def lead_similarity(
     """Cosine of the article's lead and the story's leads (TF-IDF, the lead terms alone), and
     the labels of the shared terms that weigh most in it (at most four): whether the article
     reports what the story's articles report, not only quotes the same background."""
-    return _cosine(article.lead_terms, story.lead_terms, background, story.labels, 4)
+    article_lead = _Vector.of(article.lead_terms, background)
+    return _cosine(article_lead, story.lead_terms, background, story, 4)
+
+
+@dataclass(frozen=True)
+class _Vector:
+    """An article's TF-IDF weights and their norm, computed once for all candidate stories."""
+
+    weights: dict[str, float]
+    norm: float
+
+    @classmethod
+    def of(cls, terms: Mapping[str, float], background: Background) -> _Vector:
+        idf = background.idf
+        weights = {t: w * idf(t) for t, w in terms.items()}
+        return cls(weights, math.sqrt(sum(v * v for v in weights.values())))
 
 
 def _cosine(
-    a_terms: Mapping[str, float],
+    a: _Vector,
     s_terms: Mapping[str, float],
     background: Background,
-    labels: Mapping[str, str],
+    story: Story,
     top_n: int,
 ) -> tuple[float, tuple[str, ...]]:
+    if not a.norm or not s_terms:
+        return 0.0, ()
     idf = background.idf
-    a = {t: w * idf(t) for t, w in a_terms.items()}
-    na = math.sqrt(sum(v * v for v in a.values()))
-    if not na:
+    ns = math.sqrt(sum((w * idf(t)) ** 2 for t, w in s_terms.items()))
+    if not ns:
         return 0.0, ()
-    parts: dict[str, float] = {}
-    ns2 = 0.0
-    for t, w in s_terms.items():
-        v = w * idf(t)
-        ns2 += v * v
-        if t in a:
-            parts[t] = a[t] * v
-    if not ns2:
-        return 0.0, ()
-    score = sum(parts.values()) / (na * math.sqrt(ns2))
+    weights = a.weights
+    parts = {t: weights[t] * s_terms[t] * idf(t) for t in weights.keys() & s_terms.keys()}
+    score = sum(parts.values()) / (a.norm * ns)
     top = sorted(parts, key=lambda t: (-parts[t], t))[:top_n]
-    return score, tuple(labels.get(t, t) for t in top)
+    return score, tuple(story.labels.get(t, t) for t in top)
 
 
 def day_conflict(article: Signature, story: Story) -> bool:
@@ -247,14 +261,19 @@ def assign(
     best: Decision | None = None
     conflicts: list[str] = []
     off_lead: list[tuple[str, float]] = []
+    closest: Decision | None = None  # the highest score, excluded or not, for the explanation
+    body_vector = _Vector.of(article.terms, background)
+    lead_vector = _Vector.of(article.lead_terms, background)
     for story in stories:
         if not story.open_at(article.published, window):
             continue
         if _copies_a_member(article, story):
             return Decision(story, 1.0, (), f"near-duplicate of an article of story {story.id}")
-        lead_score, lead_shared = lead_similarity(article, story, background)
-        body, shared = similarity(article, story, background)
+        lead_score, lead_shared = _cosine(lead_vector, story.lead_terms, background, story, 4)
+        body, shared = _cosine(body_vector, story.terms, background, story, 6)
         score = BODY_SHARE * body + (1.0 - BODY_SHARE) * lead_score
+        if closest is None or score > closest.score:
+            closest = Decision(None, score, shared, "", lead_shared)
         if day_conflict(article, story):
             if score >= threshold:
                 conflicts.append(story.id)
@@ -274,19 +293,19 @@ def assign(
         dated = f"the lead dates it {article.lead_day}" if article.lead_day else "an undated lead"
         reason = f"new story: {dated}, not the day of {others}"
     elif off_lead:
-        others = ", ".join(f"{sid} ({lead:.2f})" for sid, lead in off_lead)
+        others = ", ".join(f"{sid} ({lead:.3f})" for sid, lead in off_lead)
         reason = (
             f"new story: its lead reports something else than the leads of {others},"
             f" below {lead_min:g}"
         )
     elif best is not None:
-        closest = best.story.id if best.story else "?"
-        reason = f"new story: closest open story {closest} below {threshold:.2f}"
+        nearest = best.story.id if best.story else "?"
+        reason = f"new story: closest open story {nearest} below {threshold:.2f}"
     else:
         reason = "new story: no open story within the window"
-    if best is None:
+    if closest is None:
         return Decision(None, 0.0, (), reason)
-    return Decision(None, best.score, best.shared, reason, best.lead_shared)
+    return replace(closest, reason=reason)
 
 
 def _copies_a_member(article: Signature, story: Story) -> bool:
