@@ -72,6 +72,11 @@ UNDATED_GRACE = timedelta(hours=6)
 """How long after a day ends an article whose lead names no day may still report that day's
 event: the evening's news in the Americas is the morning's in UTC (see `day_conflict`)."""
 
+BODY_ONLY_THRESHOLD = 0.20
+"""Without lead terms on either side (a story kept without them, a lead of stopwords) the body
+cosine alone decides, at the threshold it had before leads were compared (docs/stories.md).
+The score is scaled so that `threshold` still applies."""
+
 BODY_SHARE = 0.5  # the score's share of the body cosine; the rest is the lead cosine
 LEAD_MIN = 0.045
 """A story's leads must share at least this much with the article's lead (cosine): an article
@@ -269,9 +274,14 @@ def assign(
             continue
         if _copies_a_member(article, story):
             return Decision(story, 1.0, (), f"near-duplicate of an article of story {story.id}")
-        lead_score, lead_shared = _cosine(lead_vector, story.lead_terms, background, story, 4)
         body, shared = _cosine(body_vector, story.terms, background, story, 6)
-        score = BODY_SHARE * body + (1.0 - BODY_SHARE) * lead_score
+        lead_shared: tuple[str, ...] = ()
+        if not lead_vector.norm or not story.lead_terms:  # no lead known: the body decides
+            lead_score = 1.0
+            score = body * THRESHOLD / BODY_ONLY_THRESHOLD
+        else:
+            lead_score, lead_shared = _cosine(lead_vector, story.lead_terms, background, story, 4)
+            score = BODY_SHARE * body + (1.0 - BODY_SHARE) * lead_score
         if closest is None or score > closest.score:
             closest = Decision(None, score, shared, "", lead_shared)
         if day_conflict(article, story):

@@ -204,3 +204,22 @@ def test_the_lead_skips_chrome_and_headlines():
     )
     assert stories.lead(text) == f"{KYIV_LEAD} Second sentence here."
     assert stories.lead("Short stub only.") == "Short stub only."
+
+
+def test_without_lead_terms_the_body_cosine_decides_as_before():
+    """A story kept without its leads' terms (an older caller) still takes similar articles, at
+    the body cosine the grouping used before leads were compared."""
+    first = sig("a", "Blinken urged unity in Kyiv on Wednesday against Russian aggression.")
+    second = sig(
+        "b",
+        "In Kyiv on Wednesday, Blinken called for unity against Russian aggression.",
+        WED + timedelta(hours=3),
+    )
+    bare = replace(stories.Story.start("s1", first), lead_terms={})
+    bg = stories.Background().add(first).add(second)
+    body, _ = stories.similarity(second, bare, bg)
+    decision = stories.assign(second, [bare], bg)
+    assert body >= stories.BODY_ONLY_THRESHOLD and decision.story is bare
+    assert "leads share" not in decision.explain()
+    higher = stories.THRESHOLD * (body + 0.01) / stories.BODY_ONLY_THRESHOLD
+    assert stories.assign(second, [bare], bg, threshold=higher).story is None
