@@ -283,7 +283,7 @@ def assign(
             lead_score, lead_shared = _cosine(lead_vector, story.lead_terms, background, story, 4)
             score = BODY_SHARE * body + (1.0 - BODY_SHARE) * lead_score
         if closest is None or score > closest.score:
-            closest = Decision(None, score, shared, "", lead_shared)
+            closest = Decision(story, score, shared, "", lead_shared)
         if day_conflict(article, story):
             if score >= threshold:
                 conflicts.append(story.id)
@@ -308,14 +308,13 @@ def assign(
             f"new story: its lead reports something else than the leads of {others},"
             f" below {lead_min:g}"
         )
-    elif best is not None:
-        nearest = best.story.id if best.story else "?"
-        reason = f"new story: closest open story {nearest} below {threshold:.2f}"
+    elif closest is not None and closest.story is not None:
+        reason = f"new story: closest open story {closest.story.id} below {threshold:.2f}"
     else:
         reason = "new story: no open story within the window"
     if closest is None:
         return Decision(None, 0.0, (), reason)
-    return replace(closest, reason=reason)
+    return replace(closest, story=None, reason=reason)
 
 
 def _copies_a_member(article: Signature, story: Story) -> bool:
