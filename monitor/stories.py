@@ -259,10 +259,12 @@ def assign(
     """The story `article` belongs to among `stories` (the candidates the caller holds), or
     None to start a new one, with the reason. `background` should already count `article`.
 
-    A story is a candidate when it is open (`window`) and its leads date the event to the
-    article's lead day (`day_conflict`); a near-duplicate of a member joins at once. Else the
-    article joins the candidate with the highest score, the mean of the body and the lead
-    similarities, at or above `threshold`, provided the leads share at least `lead_min`."""
+    A near-duplicate of a member of an open story (`window`) that keeps the member's lead joins
+    it at once. Else a story is a candidate when its leads do not contradict the article's day
+    (`day_conflict`), and the article joins the candidate with the highest score, the mean of
+    the body and the lead similarities, at or above `threshold`, provided the leads share at
+    least `lead_min`. Without lead terms on either side the body cosine alone decides, at
+    `BODY_ONLY_THRESHOLD`."""
     best: Decision | None = None
     conflicts: list[str] = []
     off_lead: list[tuple[str, float]] = []
