@@ -9,11 +9,13 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import OperationalError
 
 from monitor import logs, metrics
 from monitor.config import Config, ConfigError, Settings, load_config
@@ -98,6 +100,7 @@ class Daemon:
         self._scheduler: AsyncIOScheduler | None = None
         self._upkeep: Upkeep | None = None
         self._health: metrics.Health | None = None
+        self._database_problems: dict[str, str] = {}  # job -> what the database refused with
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT; in-flight feeds and deliveries finish and commit before it
@@ -120,18 +123,18 @@ class Daemon:
                 listener = self._listen(store)
                 tick = settings.polling.tick.total_seconds()
                 scheduler.add_job(
-                    metrics.timed("tick", self.tick),
+                    self._guarded(metrics.timed("tick", self.tick)),
                     IntervalTrigger(seconds=tick),
                     id="tick",
                     next_run_time=self.clock(),
                     max_instances=1,
                     coalesce=True,
                 )
-                self._upkeep.schedule(scheduler, self.clock())
+                self._upkeep.schedule(scheduler, self.clock(), wrap=self._guarded)
                 # Articles a crash left queued are matched at start, and any left by a failure
                 # later on within the minute.
                 scheduler.add_job(
-                    metrics.timed("match", self._match_queued),
+                    self._guarded(metrics.timed("match", self._match_queued)),
                     IntervalTrigger(minutes=1),
                     id="match",
                     next_run_time=self.clock(),
@@ -140,7 +143,7 @@ class Daemon:
                 )
                 # Delivery: plan what is due (grouping, digests) and send the outbox.
                 scheduler.add_job(
-                    metrics.timed("deliver", self._deliver),
+                    self._guarded(metrics.timed("deliver", self._deliver)),
                     IntervalTrigger(seconds=DELIVERY_TICK),
                     id="deliver",
                     next_run_time=self.clock(),
@@ -156,7 +159,7 @@ class Daemon:
                 )
                 renew_every = settings.polling.lease.total_seconds() / 3
                 scheduler.add_job(
-                    self.renew_leases,
+                    self._guarded(self.renew_leases),
                     IntervalTrigger(seconds=renew_every),
                     id="leases",
                     max_instances=1,
@@ -208,6 +211,28 @@ class Daemon:
         watches = len(rules.compiled.watches) if rules is not None else 0
         return f"polling {len(self.config.feeds)} feeds, {watches} watches"
 
+    def _guarded(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """`job`, with the database refusing writes (disk full, read-only, unreachable) logged
+        as one line when it starts and one when it ends, not a traceback every tick: the job
+        committed nothing and runs again at its next time."""
+
+        name = job.__name__.strip("_")
+
+        @functools.wraps(job)
+        async def run_job() -> None:
+            try:
+                await job()
+            except OperationalError as err:
+                problem = _first_line(err)
+                if self._database_problems.get(name) != problem:
+                    log.error("%s: the database refuses it, will retry: %s", name, problem)
+                    self._database_problems[name] = problem
+                return
+            if problem := self._database_problems.pop(name, ""):
+                log.info("%s: the database works again (was: %s)", name, problem)
+
+        return run_job
+
     async def tick(self) -> None:
         """Claim due feeds up to the free capacity and poll each in its own task."""
         if self.stopping.is_set() or self._rt is None:
@@ -241,7 +266,13 @@ class Daemon:
 
     async def _poll(self, rt: Runtime, feed: FeedState) -> None:
         started = time.monotonic()
-        outcome = await poll_feed(rt, feed)  # records every failure on the feed itself
+        try:
+            outcome = await poll_feed(rt, feed)  # records every failure on the feed itself
+        except Exception as err:  # even the failure could not be recorded: the database is
+            # refusing writes (disk full, read-only, down). Nothing was committed, so nothing is
+            # lost: the feed is claimed and polled again once the database takes writes.
+            log.error("feed %s: not stored, will retry: %s", feed.name, _first_line(err))
+            return
         o = outcome
         metrics.feed_polled(
             o.status, o.new, o.duplicates, o.revisions, o.backlog, time.monotonic() - started
@@ -439,6 +470,11 @@ def ping(store: Store) -> None:
 
     with store.engine.connect() as c:
         c.execute(text("SELECT 1"))
+
+
+def _first_line(err: BaseException) -> str:
+    """The exception's message without SQLAlchemy's statement and background lines."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def run(config: Config, clock: Clock = utcnow) -> None:

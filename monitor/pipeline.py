@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import OperationalError
+
 from monitor import boilerplate
 from monitor.canonical import canonical_url
 from monitor.config import Settings
@@ -218,7 +220,8 @@ async def poll_cycle(
 
 
 async def poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
-    """Fetch, parse and store one claimed feed; any failure is recorded on the feed, not raised.
+    """Fetch, parse and store one claimed feed; any failure is recorded on the feed, not raised,
+    except the database's own refusal (OperationalError), which cannot be recorded.
 
     When pages are fetched, a feed waits for one of rt.feed_slots first. A cycle claims up to
     polling.batch feeds; their feed documents come in fast and each new entry then waits for a
@@ -235,6 +238,8 @@ async def poll_feed(rt: Runtime, feed: FeedState) -> FeedOutcome:
     except asyncio.CancelledError:
         rt.store.release(feed, rt.owner)  # hand it to the next worker at once
         raise
+    except OperationalError:  # the database refuses (disk full, read-only, gone): recording
+        raise  # the failure would fail too; the caller says so in one line and polls again
     except Exception as err:  # a bug or a database hiccup: back off like any failure, visibly
         log.exception("feed %s: unexpected error", feed.name)
         error = f"{feed.url}: internal error: {type(err).__name__}: {err}"
@@ -506,6 +511,8 @@ def _store_batches(
     if sum(1 for b in batches if b.items) > 1:
         try:
             return rt.store.atomic(_store_together, rt, batches, now)
+        except OperationalError:  # the database refuses writes: no entry is at fault
+            raise
         except Exception:
             log.warning("a group of %d feeds failed to store; storing feed by feed", len(batches))
     return [_store_batch(rt, b, now) for b in batches]
@@ -536,6 +543,8 @@ def _store_batch(rt: Runtime, batch: _Batch, now: datetime) -> tuple[list[str], 
         return [], learned
     try:
         return rt.store.atomic(_learn_and_store, rt, feed, items, learned, now)
+    except OperationalError:  # the database refuses writes: no entry is at fault
+        raise
     except Exception:  # store them one by one, so only the entry at fault is lost
         log.warning("feed %s: a batch failed; storing its entries one by one", feed.name)
         return _learn_and_store(rt, feed, items, learned, now, one_by_one=True)
@@ -626,6 +635,8 @@ def _entry_to_store(
 def _ingest_alone(rt: Runtime, feed: FeedState, row: EntryToStore, now: datetime) -> Ingested | str:
     try:
         return rt.store.ingest_many(feed, [row], now)[0]
+    except OperationalError:
+        raise
     except Exception as err:
         log.exception("feed %s: entry %s could not be stored", feed.name, row.guid)
         return f"{type(err).__name__}: {err}"

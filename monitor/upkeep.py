@@ -4,6 +4,7 @@ store's gauges (for /metrics and systemd's STATUS=) every few seconds."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -15,6 +16,8 @@ from monitor.service import Notifier
 from monitor.store import upkeep
 
 log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
 
 RETENTION_EVERY = timedelta(hours=1)
 MAINTENANCE_EVERY = timedelta(days=1)
@@ -28,7 +31,14 @@ class Upkeep:
         self.rt = rt
         self.notifier = notifier
 
-    def schedule(self, scheduler: AsyncIOScheduler, now: datetime) -> None:
+    def schedule(
+        self,
+        scheduler: AsyncIOScheduler,
+        now: datetime,
+        wrap: Callable[[Job], Job] = lambda job: job,
+    ) -> None:
+        """Add the jobs, each wrapped by `wrap` (the daemon's: a database refusing writes is
+        logged once, not as a traceback every run)."""
         jobs = (
             (self.retention, RETENTION_EVERY, now),
             (self.maintenance, MAINTENANCE_EVERY, now + MAINTENANCE_FIRST),
@@ -36,7 +46,7 @@ class Upkeep:
         )
         for job, every, first in jobs:
             scheduler.add_job(
-                job,
+                wrap(job),
                 IntervalTrigger(seconds=every.total_seconds()),
                 id=job.__name__,
                 next_run_time=first,

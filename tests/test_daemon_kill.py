@@ -11,8 +11,9 @@ import time
 from collections import Counter
 
 from monitor.demo.server import LoopbackServer, Route
+from tests.chaos import configure
 from tests.support import Item, page, rss
-from tests.test_daemon import start, stop, wait_for, write_config
+from tests.test_daemon import start, stop, wait_for
 
 STORIES = 36
 MOMENTS = ("mid-send", "starting", "after a send", "mid-send", "after a send", "starting")
@@ -67,26 +68,7 @@ def test_sigkill_again_and_again_while_sending_loses_no_alert_and_tells_no_story
         server.routes["/feed.xml"] = Route(body=rss([]))
         # a webhook that takes a moment to answer: kills land during sends too
         server.routes["/hook"] = Route(body=b"{}", delay=0.3)
-        config = write_config(
-            tmp_path / "cfg",
-            f"sqlite:///{tmp_path}/m.db",
-            {"rferl": server.url("/feed.xml")},
-            interval="1s",
-            lease="2s",  # a killed worker's feed is polled again soon
-        )
-        with (config / "monitor.yaml").open("a") as f:
-            f.write("delivery:\n  group_interval: 1s\n  retry_base: 1s\n  retry_max: 2s\n")
-            f.write("  lease: 2s\n")
-        (config / "channels.yaml").write_text(
-            "channels:\n"
-            f"  hook:\n    url: json://127.0.0.1:{server.port}/hook\n    max_entries: 1000\n"
-        )
-        watches = ["watches:"]
-        watches += [
-            f"  {w}:\n    query: {w}\n    notify: [hook]\n    group_wait: 0s" for w in WATCHES
-        ]
-        (config / "watches.yaml").write_text("\n".join(watches) + "\n")
-
+        config = configure(tmp_path, server)
         proc = start(config)
         wait_for(lambda: server.count("/feed.xml") >= 1)  # the first poll: backlog, no alert
         done = threading.Event()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from monitor.fingerprint import DEFAULT
-from tests.neardup.cases import by_id, pairs, texts
+from tests.neardup.cases import by_id, extended_texts, pairs, published, texts
 from tests.neardup.evaluate import TARGET_PRECISION, TARGET_RECALL, evaluate, judge, scores
 from tests.neardup.schemes import OnePermutation
 
@@ -33,6 +34,32 @@ def test_story_labels_join_001_and_002_and_part_stockholm_from_geneva():
     assert t["001/original"].story == t["002/as-republished"].story
     assert t["003/original"].story != t["001/original"].story
     assert t["stub/stockholm"].story != t["stub/geneva"].story
+
+
+def test_story_labels_follow_what_a_lead_reports_not_where_its_paragraphs_come_from():
+    t = by_id()
+    berlin = t["brief/blinken-heads-to-berlin-before-lavrov-meeting"]
+    assert berlin.story == t["stub/berlin"].story != t["001/original"].story
+    truss = t["brief/truss-russian-incursion-massive-strategic-mistake"]
+    assert truss.story != t["000/original"].story
+    assert t["brief/Putin-Kiev-preparing-operation-Donbas"].story == t["000/original"].story
+
+
+def test_the_extended_set_adds_hard_negatives_inside_a_story_s_window():
+    """Other events within 36 hours of a story, sharing its actors, place or day."""
+    base = {x.id for x in texts()}
+    extra = [x for x in extended_texts() if x.id not in base]
+    when = published()
+    window = timedelta(hours=36)
+    close_others = [
+        x
+        for x in extra
+        if any(o.story != x.story and abs(when[x.id] - when[o.id]) <= window for o in texts())
+    ]
+    assert len(close_others) >= 8
+    assert all(x.id in when for x in extended_texts())
+    same_story_extra = [x for x in extra if x.story in {o.story for o in texts()}]
+    assert len(same_story_extra) >= 2  # and some that belong to a story, so recall counts too
 
 
 def test_near_duplicate_detection_meets_the_issue_targets():

@@ -83,6 +83,11 @@ class LoopbackServer:
         with self._lock:
             return sum(1 for h in self.hits if h.path == path)
 
+    def in_flight(self, prefix: str = "/") -> int:
+        """Requests read and not yet answered, on paths starting with `prefix`."""
+        with self._lock:
+            return sum(n for path, n in self._in_flight.items() if path.startswith(prefix))
+
     def start(self) -> LoopbackServer:
         self._thread.start()
         return self

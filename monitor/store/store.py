@@ -322,7 +322,12 @@ class Store:
         take disjoint sets without waiting; on every backend the conditional UPDATE re-checks the
         lease, so a feed is never held by two owners at once.
         """
-        free = or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < now)
+        # A feed leased to this very owner and not in `exclude` was left by a poll that died
+        # before it could release it (the database refused the write: disk full, read-only):
+        # it is this worker's to take again at once rather than after the lease runs out.
+        free = or_(
+            feeds.c.lease_until.is_(None), feeds.c.lease_until < now, feeds.c.lease_owner == owner
+        )
         due = and_(feeds.c.active.is_(True), free)
         if not ignore_schedule:
             due = and_(due, feeds.c.next_poll_at <= now)

@@ -19,8 +19,9 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
@@ -258,6 +259,20 @@ def evaluation(result: Result) -> float:
         target=">= 0.80",
         met=story.recall >= 0.80,
     )
+    extended = ev.evaluate_stories(extended=True)
+    result.add(
+        "  with the extra hard cases (tests/neardup/cases.py EXTRAS): precision / recall",
+        f"{extended.precision:.4f} / {extended.recall:.4f}",
+    )
+    us, members, terms = assign_us()
+    result.add(
+        f"story assignment: one article against 50 open stories ({members} members, "
+        f"{terms:,} story terms in all)",
+        us,
+        "us",
+    )
+    us, members, terms = assign_us(story_terms=150)
+    result.add(f"  the same, each story cut to its 150 heaviest terms ({terms:,} in all)", us, "us")
     for line in ev.report(s, run)[5:]:
         result.note(f"Evaluation: {line.strip()}")
     for row in ev.compare(ev.alternatives()):
@@ -268,6 +283,57 @@ def evaluation(result: Result) -> float:
             f"{row['band_recall']:.3f} / {row['band_noise']:.3f}; {row['ms']:.1f}",
         )
     return run.negatives_candidate
+
+
+def assign_us(
+    open_stories: int = 50, rounds: int = 200, story_terms: int | None = None
+) -> tuple[float, int, int]:
+    """Microseconds for `monitor.stories.assign` to place one article among `open_stories`
+    open stories built from the labelled set's texts (1 to 6 members each, all within the
+    window), and the stories' members and summed terms. Each round assigns another text; the
+    members' fingerprints are random sketches, so each is verified and none ends the search
+    early (the worst case: no copy among the open stories). Each article gets a background of
+    its own, as in ingest (no idf is known yet). `story_terms`: keep only each story's heaviest
+    terms and lead terms, as a store that bounds a story's row would."""
+    from datetime import timedelta
+
+    from monitor import stories
+    from tests.neardup import evaluate as ev
+
+    signatures = ev.story_signatures(extended=True)
+    rng = random.Random("assign")
+    now = max(s.published for s in signatures)
+    background = stories.Background()
+    for s in signatures:
+        background = background.add(s)
+    built = []
+    for n in range(open_stories):
+        members = rng.sample(signatures, rng.randint(1, 6))
+        when = now - timedelta(hours=rng.uniform(0, 30))
+        members = [  # no member is a copy of an article asked about: every story is scored
+            replace(m, id=f"{m.id}#{n}", published=when, fingerprint=random_fingerprint(rng))
+            for m in members
+        ]
+        story = stories.Story.start(f"s{n}", members[0])
+        for m in members[1:]:
+            story = story.add(m)
+        if story_terms is not None:
+            story = replace(
+                story,
+                terms=_heaviest(story.terms, story_terms),
+                lead_terms=_heaviest(story.lead_terms, story_terms),
+            )
+        built.append(story)
+    articles = [replace(rng.choice(signatures), published=now) for _ in range(rounds)]
+    began = time.perf_counter()
+    for article in articles:
+        stories.assign(article, built, stories.Background(background.docs, background.df))
+    us = (time.perf_counter() - began) / rounds * 1e6
+    return us, sum(len(s.members) for s in built), sum(len(s.terms) for s in built)
+
+
+def _heaviest(terms: Mapping[str, float], n: int) -> dict[str, float]:
+    return dict(sorted(terms.items(), key=lambda kv: -kv[1])[:n])
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from monitor import stories
 from monitor.config.loader import load_yaml_model
 from monitor.config.rules import ActorsFile
 from monitor.fingerprint import DEFAULT, Scheme, fingerprint
-from tests.neardup.cases import Pair, pairs, published, texts
+from tests.neardup.cases import Pair, extended_pairs, extended_texts, pairs, published, texts
 from tests.neardup.schemes import Candidate, KPermutation, OnePermutation, SimHash
 
 TARGET_RECALL = 0.95
@@ -218,21 +218,27 @@ def actor_spellings() -> dict[tuple[str, ...], str]:
     )
 
 
-def story_signatures() -> list[stories.Signature]:
+def story_signatures(extended: bool = False) -> list[stories.Signature]:
     actors, when = actor_spellings(), published()
     return [
         stories.signature(t.id, t.text, when[t.id], actors=actors, fingerprint=fingerprint(t.text))
-        for t in texts()
+        for t in (extended_texts() if extended else texts())
     ]
 
 
 def evaluate_stories(
-    threshold: float = stories.THRESHOLD, window: timedelta = stories.WINDOW
+    threshold: float = stories.THRESHOLD,
+    window: timedelta = stories.WINDOW,
+    *,
+    lead_min: float = stories.LEAD_MIN,
+    extended: bool = False,
 ) -> StoryScores:
-    """Group every text incrementally in published order and score every labelled pair."""
-    placed, why = stories.group(story_signatures(), threshold=threshold, window=window)
+    """Group every text incrementally in published order and score every labelled pair: of the
+    base set, or of the base set and the extra hard cases (`extended`)."""
+    signatures = story_signatures(extended)
+    placed, why = stories.group(signatures, threshold=threshold, window=window, lead_min=lead_min)
     out = StoryScores(placed=placed, why=why)
-    for p in pairs():
+    for p in extended_pairs() if extended else pairs():
         got = placed[p.a.id] == placed[p.b.id]
         if got and p.same_story:
             out.tp += 1
@@ -247,9 +253,9 @@ def evaluate_stories(
     return out
 
 
-def story_report(s: StoryScores, limit: int = 40) -> list[str]:
+def story_report(s: StoryScores, limit: int = 40, name: str = "base set") -> list[str]:
     lines = [
-        f"stories (threshold {stories.THRESHOLD}, window {stories.WINDOW}): "
+        f"stories, {name} (threshold {stories.THRESHOLD}, window {stories.WINDOW}): "
         f"{s.tp + s.fn} same-story pairs, {s.fp + s.tn} not",
         f"  precision {s.precision:.4f} (target >= {STORY_TARGET_PRECISION}), "
         f"recall {s.recall:.4f} (target >= {STORY_TARGET_RECALL})",
@@ -309,6 +315,9 @@ def main() -> None:
     print("\n".join(report(scores(run), run)))
     print()
     print("\n".join(story_report(evaluate_stories())))
+    print()
+    extended = evaluate_stories(extended=True)
+    print("\n".join(story_report(extended, limit=60, name="extended set")))
     if args.compare:
         print("\nthe same scheme with 8 other shingle hashes (the estimator's noise):")
         for s in salted():
