@@ -50,6 +50,7 @@ from monitor.store.schema import (
     feeds,
     metadata,
     outlets,
+    stories,
 )
 from monitor.store.sql import one_of, pairs_of
 
@@ -136,6 +137,8 @@ class ArticleView:
     backlog: bool
     text_source: str
     text: str
+    story_id: int | None = None  # the story it reports (see monitor.store.clusters)
+    story_reason: str | None = None  # why it was put there
 
 
 class Store:
@@ -577,9 +580,13 @@ class Store:
         since: datetime | None = None,
         limit: int = 50,
         include_backlog: bool = True,
+        story: int | None = None,
     ) -> list[ArticleView]:
-        """Newest first; `search` matches title or text (case-insensitive substring)."""
+        """Newest first; `search` matches title or text (case-insensitive substring); `story`:
+        only the articles of that story."""
         query = select(articles).order_by(articles.c.first_seen_at.desc(), articles.c.id.desc())
+        if story is not None:
+            query = query.where(articles.c.story_id == story)
         if search:  # autoescape: a % or _ in the search is a character, not a wildcard
             needle = search.lower()
             query = query.where(
@@ -617,6 +624,8 @@ class Store:
                 backlog=r.backlog,
                 text_source=r.text_source,
                 text=r.text,
+                story_id=r.story_id,
+                story_reason=r.story_reason,
             )
             for r in rows
         ]
@@ -652,6 +661,11 @@ class Store:
                     delete(article_revisions).where(article_revisions.c.article_id.in_(chunk))
                 )
                 c.execute(delete(articles).where(articles.c.id.in_(chunk)))
+            # stories none of whose articles is left (their keys go with them)
+            members = select(articles.c.story_id).where(articles.c.story_id.is_not(None))
+            c.execute(
+                delete(stories).where(stories.c.last_at < older_than, stories.c.id.not_in(members))
+            )
             return len(ids)
 
     # -- watch rules and matches --------------------------------------------------------------
