@@ -15,12 +15,13 @@ transaction that places an article, so two workers never grow the same story at 
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
-from hashlib import blake2b
+from zlib import crc32
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
@@ -38,8 +39,8 @@ from monitor.store.schema import (
 from monitor.store.sql import insert_rows, one_of
 from monitor.stories import WINDOW, Background, Signature, Story, assign
 
-MAX_CANDIDATES = 8  # open stories compared with an article: those sharing most of its keys
-STORY_TERMS = 300  # a story keeps its heaviest terms: what it is about, at a bounded cost
+MAX_CANDIDATES = 3  # open stories compared with an article: those sharing most of its keys
+STORY_TERMS = 150  # a story keeps its heaviest terms: what it is about, at a bounded cost
 # A fresh store's few documents say little about which terms are rare: two articles about one
 # event would find each of their shared terms in every document seen, weigh them near zero and
 # stay apart (001 and 002 alone score 0.13). So the background also counts this many documents
@@ -77,12 +78,12 @@ class Copies:
                 self.sketch[article_id] = (outlet_id, Fingerprint.from_bytes(minima, shingles))
 
     def canonical(self, features: Features, outlet_id: int) -> int | None:
-        """The earliest stored article of another outlet this text is a near-duplicate of.
+        """The earliest stored article of another outlet this text is a near-duplicate of
+        (its band keys prefetched).
         Within one outlet two different texts at two addresses are two articles (a wall every
         page shows differs from page to page only a little)."""
         if features.fingerprint is None:
             return None
-        self.prefetch([features])
         candidates = {i for k in features.bands for i in self.by_band.get(k, ())}
         for article_id in sorted(candidates):
             outlet, other = self.sketch[article_id]
@@ -125,6 +126,9 @@ class Copies:
         insert_rows(c, article_bands, bands)
 
 
+_SEEDS = (0x9E3779B9, 0x85EBCA6B)  # one per row of the sketch
+
+
 class Frequencies(Mapping[str, int]):
     """Document frequencies of terms as a count-min sketch: DEPTH rows of WIDTH counters, a
     term counted in one counter of each row, its frequency the least of them (never too low,
@@ -143,13 +147,17 @@ class Frequencies(Mapping[str, int]):
             self.counts.frombytes(bytes(4 * self.WIDTH * self.DEPTH))
             self.docs = 0
         self._memo: dict[str, int] = {}
+        self._slot_memo: dict[str, tuple[int, ...]] = {}
 
     def _slots(self, term: str) -> tuple[int, ...]:
-        digest = blake2b(term.encode(), digest_size=4 * self.DEPTH).digest()
-        return tuple(
-            row * self.WIDTH + int.from_bytes(digest[4 * row : 4 * row + 4], "little") % self.WIDTH
-            for row in range(self.DEPTH)
-        )
+        slots = self._slot_memo.get(term)
+        if slots is None:  # CRC-32 under DEPTH seeds: cheap, stable across processes
+            data = term.encode()
+            slots = self._slot_memo[term] = tuple(
+                row * self.WIDTH + crc32(data, _SEEDS[row]) % self.WIDTH
+                for row in range(self.DEPTH)
+            )
+        return slots
 
     def add(self, terms: Iterable[str]) -> None:
         """Count one more document with these (distinct) terms."""
@@ -178,6 +186,25 @@ class Frequencies(Mapping[str, int]):
         return self.counts.tobytes()
 
 
+class _Background(Background):
+    """Background.idf with the logarithm of each term's frequency looked up, not taken again:
+    similarity asks it of every term of the article and of each candidate story."""
+
+    _log_docs: float
+    _log_df: Mapping[str, float]
+
+    def __init__(self, docs: int, df: Mapping[str, int], log_df: Mapping[str, float]) -> None:
+        super().__init__(docs, df)
+        object.__setattr__(self, "_log_docs", math.log(docs + 1))
+        object.__setattr__(self, "_log_df", log_df)
+
+    def idf(self, term: str) -> float:
+        log_df = self._log_df.get(term)
+        if log_df is None:
+            return super().idf(term)
+        return float(self._log_docs - log_df)
+
+
 @dataclass
 class _Held:
     """A story as the transaction holds it."""
@@ -199,6 +226,9 @@ class Stories:
         self.by_key: dict[str, set[int]] = defaultdict(set)
         self.held: dict[int, _Held] = {}
         self.frequencies: Frequencies | None = None
+        # the frequencies looked up so far, as a plain dict: similarity asks one per term
+        self.df: dict[str, int] = {}
+        self.log_df: dict[str, float] = {}  # log(df + 0.5), what idf subtracts
         self._frequencies_stored = False
         self._changed = False
 
@@ -212,23 +242,27 @@ class Stories:
         earliest = min(s.published for s, _ in signatures) - WINDOW
         latest = max(s.published for s, _ in signatures) + WINDOW
         c, s, k = self.sent(), stories.c, story_keys.c
-        query = (
-            select(
-                k.key, s.id, s.first_at, s.last_at, s.articles, s.terms, s.labels, s.days, s["keys"]
-            )
+        sharing = (
+            select(k.key, k.story_id)
             .join(stories, s.id == k.story_id)
             .where(one_of(c, k.key, keys), s.last_at >= earliest, s.first_at <= latest)
         )
-        for row in c.execute(query):
-            self.by_key[row.key].add(row.id)
-            if row.id not in self.held:
+        found = set()
+        for key, story_id in c.execute(sharing):
+            self.by_key[key].add(story_id)
+            found.add(story_id)
+        missing = [i for i in found if i not in self.held]
+        if missing:  # each story's JSON read once, however many of the keys it has
+            columns = [s.id, s.first_at, s.last_at, s.articles, s.terms, s.labels, s.days]
+            for row in c.execute(select(*columns, s["keys"]).where(one_of(c, s.id, missing))):
                 self.held[row.id] = _Held(_story(row), set(row._mapping["keys"]), row.articles)
 
     def place(
         self, article_id: int, signature: Signature, keys: tuple[str, ...]
     ) -> tuple[int, str]:
-        """The story the new article joins (or starts, with the article's id), and why."""
-        self.prefetch([(signature, keys)])
+        """The story the new article joins (or starts, with the article's id), and why. The
+        article's keys must have been prefetched (a query here would send the articles the
+        transaction holds back one by one)."""
         assert self.frequencies is not None
         signature = Signature(
             str(article_id),
@@ -240,13 +274,19 @@ class Stories:
         )
         self.frequencies.add(signature.terms)
         self._changed = True
+        for term in signature.terms:  # one more document has it (every counter of it grew)
+            if term in self.df:
+                self.df[term] += 1
+                self.log_df[term] = math.log(self.df[term] + 0.5)
         shared: dict[int, int] = defaultdict(int)
         for key in keys:
             for story_id in self.by_key.get(key, ()):
                 shared[story_id] += 1
         ranked = sorted(shared, key=lambda i: (-shared[i], -i))[:MAX_CANDIDATES]
         candidates = [self.held[i].story for i in ranked]
-        background = Background(self.frequencies.docs + PRIOR_DOCS, self.frequencies)
+        for terms in [signature.terms, *(story.terms for story in candidates)]:
+            self._know(terms)
+        background = _Background(self.frequencies.docs + PRIOR_DOCS, self.df, self.log_df)
         decision = assign(signature, candidates, background)
         if decision.story is None:
             story_id = article_id
@@ -255,7 +295,7 @@ class Stories:
         else:
             story_id = int(decision.story.id)
             held = self.held[story_id]
-            held.story = held.story.add(signature)
+            held.story = _bounded(held.story.add(signature))
         held.articles += 1
         held.changed = True
         fresh = tuple(k for k in keys if k not in held.keys)
@@ -264,6 +304,14 @@ class Stories:
         for key in keys:
             self.by_key[key].add(story_id)
         return story_id, decision.explain()
+
+    def _know(self, terms: Iterable[str]) -> None:
+        assert self.frequencies is not None
+        df, log_df, sketch = self.df, self.log_df, self.frequencies
+        for term in terms:
+            if term not in df:
+                df[term] = sketch[term]
+                log_df[term] = math.log(df[term] + 0.5)
 
     def flush(self, now: datetime) -> None:
         """Write the stories, keys and frequencies the transaction changed."""
@@ -338,10 +386,21 @@ _UPDATE_STORY = (
 )
 
 
+def _bounded(story: Story) -> Story:
+    """The story with its heaviest STORY_TERMS terms, once it has twice as many (a story
+    compared with every article that may join it must not grow without bound)."""
+    if len(story.terms) <= 2 * STORY_TERMS:
+        return story
+    return replace(story, terms=dict(_heaviest(story.terms)))
+
+
+def _heaviest(terms: Mapping[str, float]) -> list[tuple[str, float]]:
+    return sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))[:STORY_TERMS]
+
+
 def _story_row(story_id: int, held: _Held, now: datetime, prefix: str = "") -> dict[str, object]:
     story = held.story
-    kept = sorted(story.terms.items(), key=lambda kv: (-kv[1], kv[0]))[:STORY_TERMS]
-    terms = {t: round(w, 4) for t, w in kept}
+    terms = {t: round(w, 4) for t, w in _heaviest(story.terms)}
     row = {
         "id": story_id,
         "first_at": story.first,
