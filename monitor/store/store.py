@@ -141,6 +141,18 @@ class ArticleView:
     story_reason: str | None = None  # why it was put there
 
 
+@dataclass(frozen=True)
+class StoryView:
+    """A story as `monitor stories` lists it: its span, its articles and every outlet."""
+
+    id: int
+    first_at: datetime
+    last_at: datetime
+    articles: int
+    title: str  # its first stored article's
+    outlets: tuple[str, ...]
+
+
 class Store:
     """Open with Store.open(url); every method is one short transaction, or a part of the
     transaction of the atomic() call it runs in."""
@@ -626,6 +638,43 @@ class Store:
                 text=r.text,
                 story_id=r.story_id,
                 story_reason=r.story_reason,
+            )
+            for r in rows
+        ]
+
+    def stories(self, since: datetime | None = None, limit: int = 50) -> list[StoryView]:
+        """Stories with more than one article first, then by their latest article, newest
+        first; `since`: only stories with an article published since then."""
+        query = (
+            select(stories.c.id, stories.c.first_at, stories.c.last_at, stories.c.articles)
+            .order_by((stories.c.articles > 1).desc(), stories.c.last_at.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            query = query.where(stories.c.last_at >= since)
+        with self._read() as c:
+            rows = c.execute(query).all()
+            ids = [r.id for r in rows]
+            members = c.execute(
+                select(articles.c.story_id, articles.c.id, articles.c.title)
+                .where(articles.c.story_id.in_(ids))
+                .order_by(articles.c.id)
+            ).all()
+            sources = _outlets_of(c, [m.id for m in members])
+        titles: dict[int, str] = {}
+        outlets_of: dict[int, list[str]] = {}
+        for m in members:
+            titles.setdefault(m.story_id, m.title)
+            found = outlets_of.setdefault(m.story_id, [])
+            found.extend(o for o in sources.get(m.id, ()) if o not in found)
+        return [
+            StoryView(
+                r.id,
+                r.first_at,
+                r.last_at,
+                r.articles,
+                titles.get(r.id, ""),
+                tuple(outlets_of.get(r.id, ())),
             )
             for r in rows
         ]
