@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from monitor.config import DeliverySettings
 from monitor.demo.server import LoopbackServer, Route
 from monitor.demo.site import STORIES
-from monitor.dispatch import plan_all
+from monitor.dispatch import Planner, plan_all
 from monitor.pipeline import activate_rules, poll_cycle
 from monitor.rules.active import definitions
 from monitor.rules.query import parse_query
@@ -210,3 +210,54 @@ def test_a_story_that_gains_an_outlet_is_an_update_only_where_the_route_asks(
     assert "+1 source: PAPER" in update.content["text"]
     clock.advance(minutes=10)
     assert _plan(store, outlets.rules, clock) == []  # told once
+
+
+def test_the_planner_notices_an_article_in_other_words_joining_an_alerted_story(
+    outlets, store, clock
+):
+    """AP's story does not match the watch itself (no Lukashenka in it), but it joins the story
+    that did: the daemon's incremental Planner sees the story gain an outlet and updates it."""
+    belarus = WatchSpec(
+        "belarus",
+        parse_query("Lukashenka"),
+        delivery=Delivery((CHANNEL.name,), group_wait=timedelta(0)),
+    )
+    outlets.rules = RuleSet({}, (belarus,), {CHANNEL.name: CHANNEL})
+    since = store.register_watches(definitions(outlets.rules), clock())
+    planner, defaults = Planner(sweep_every=timedelta(days=3650)), DeliverySettings()
+
+    def plan() -> list[int]:
+        return planner.plan(store, outlets.rules, defaults, clock(), text_render, since)
+
+    assert plan() == []  # the first tick: every route, nothing yet
+    outlets.publish("rferl", ("kyiv", "Blinken urges Putin", paragraphs("001"), KYIV_001))
+    outlets.poll("rferl")
+    clock.advance(minutes=1)
+    (alert,) = plan()
+    clock.advance(minutes=10)
+    outlets.publish("ap", ("kyiv", "Blinken in Kyiv urges unity", paragraphs("002"), KYIV_002))
+    assert outlets.poll("ap").new == 1
+    assert len(store.matches()) == 1  # AP's article matched nothing
+    clock.advance(minutes=1)
+    (queued,) = plan()
+    (update,) = [r for r in store.outbox() if r.id == queued]
+    assert update.kind == "update" and "+1 source: AP" in update.content["text"]
+
+
+def test_a_story_matched_again_through_another_article_is_not_alerted_twice(outlets, store, clock):
+    delivery = Delivery((CHANNEL.name,), group_wait=timedelta(0), updates=False)
+    outlets.rules = _rules(delivery)
+    outlets.publish("rferl", ("kyiv", "Blinken urges Putin", paragraphs("001"), KYIV_001))
+    outlets.poll("rferl")
+    clock.advance(minutes=1)
+    assert len(_plan(store, outlets.rules, clock)) == 1
+    clock.advance(minutes=5)
+    outlets.publish("ap", ("kyiv", "Blinken in Kyiv urges unity", paragraphs("002"), KYIV_002))
+    outlets.poll("ap")
+    assert len(store.matches()) == 2  # AP's article matched too: the same story
+    clock.advance(minutes=10)
+    assert _plan(store, outlets.rules, clock) == []
+    clock.advance(hours=4)  # repeat_interval (4 h) counts per story: now it may go again
+    (again,) = _plan(store, outlets.rules, clock)
+    (row,) = [r for r in store.outbox() if r.id == again]
+    assert row.kind == "alert" and "(RFERL, AP)" in row.content["text"]
