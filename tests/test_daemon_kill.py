@@ -77,6 +77,9 @@ def test_sigkill_again_and_again_while_sending_loses_no_alert_and_tells_no_story
         with (config / "monitor.yaml").open("a") as f:
             f.write("delivery:\n  group_interval: 1s\n  retry_base: 1s\n  retry_max: 2s\n")
             f.write("  lease: 2s\n")
+            # Every story here is one template ("... of story {n}"): grouped as one event, all
+            # but the first would be told as nothing new. Each is its own story in this test.
+            f.write("dedupe:\n  stories: false\n")
         (config / "channels.yaml").write_text(
             "channels:\n"
             f"  hook:\n    url: json://127.0.0.1:{server.port}/hook\n    max_entries: 1000\n"

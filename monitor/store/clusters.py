@@ -264,14 +264,8 @@ class Stories:
         article's keys must have been prefetched (a query here would send the articles the
         transaction holds back one by one)."""
         assert self.frequencies is not None
-        signature = Signature(
-            str(article_id),
-            signature.published,
-            signature.terms,
-            signature.labels,
-            signature.lead_day,
-            None,  # a near-duplicate never gets here: it is a source of its canonical copy
-        )
+        # a near-duplicate never gets here (it is a source of its canonical copy): no sketch
+        signature = replace(signature, id=str(article_id), fingerprint=None)
         self.frequencies.add(signature.terms)
         self._changed = True
         for term in signature.terms:  # one more document has it (every counter of it grew)
@@ -282,8 +276,10 @@ class Stories:
         for key in keys:
             for story_id in self.by_key.get(key, ()):
                 shared[story_id] += 1
-        ranked = sorted(shared, key=lambda i: (-shared[i], -i))[:MAX_CANDIDATES]
-        candidates = [self.held[i].story for i in ranked]
+        ranked = sorted(shared, key=lambda i: (-shared[i], -i))
+        candidates = [
+            self.held[i].story for i in ranked if self.held[i].story.open_at(signature.published)
+        ][:MAX_CANDIDATES]
         for terms in [signature.terms, *(story.terms for story in candidates)]:
             self._know(terms)
         background = _Background(self.frequencies.docs + PRIOR_DOCS, self.df, self.log_df)
