@@ -39,8 +39,9 @@ from monitor.store.schema import (
 from monitor.store.sql import insert_rows, one_of
 from monitor.stories import WINDOW, Background, Signature, Story, assign
 
-MAX_CANDIDATES = 3  # open stories compared with an article: those sharing most of its keys
-STORY_TERMS = 150  # a story keeps its heaviest terms: what it is about, at a bounded cost
+MAX_CANDIDATES = 2  # open stories compared with an article: those sharing most of its keys
+STORY_TERMS = 100  # a story keeps its heaviest terms: what it is about, at a bounded cost
+COMMON_KEY = 30  # a key more open stories than this share finds no candidates ("Russia")
 # A fresh store's few documents say little about which terms are rare: two articles about one
 # event would find each of their shared terms in every document seen, weigh them near zero and
 # stay apart (001 and 002 alone score 0.13). So the background also counts this many documents
@@ -274,12 +275,18 @@ class Stories:
                 self.log_df[term] = math.log(self.df[term] + 0.5)
         shared: dict[int, int] = defaultdict(int)
         for key in keys:
-            for story_id in self.by_key.get(key, ()):
+            holders = self.by_key.get(key, ())
+            if len(holders) > COMMON_KEY:  # says little about which story, costs a lot
+                continue
+            for story_id in holders:
                 shared[story_id] += 1
-        ranked = sorted(shared, key=lambda i: (-shared[i], -i))
-        candidates = [
-            self.held[i].story for i in ranked if self.held[i].story.open_at(signature.published)
-        ][:MAX_CANDIDATES]
+        candidates: list[Story] = []
+        for story_id in sorted(shared, key=lambda i: (-shared[i], -i)):
+            story = self.held[story_id].story
+            if story.open_at(signature.published):
+                candidates.append(story)
+                if len(candidates) == MAX_CANDIDATES:
+                    break
         for terms in [signature.terms, *(story.terms for story in candidates)]:
             self._know(terms)
         background = _Background(self.frequencies.docs + PRIOR_DOCS, self.df, self.log_df)
