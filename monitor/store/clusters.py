@@ -225,6 +225,7 @@ class Stories:
         self.sent = sent
         self.asked: set[str] = set()
         self.by_key: dict[str, set[int]] = defaultdict(set)
+        self.common: set[str] = set()  # keys too many stored open stories share
         self.held: dict[int, _Held] = {}
         self.frequencies: Frequencies | None = None
         # the frequencies looked up so far, as a plain dict: similarity asks one per term
@@ -248,10 +249,16 @@ class Stories:
             .join(stories, s.id == k.story_id)
             .where(one_of(c, k.key, keys), s.last_at >= earliest, s.first_at <= latest)
         )
-        found = set()
+        holders: dict[str, list[int]] = defaultdict(list)
         for key, story_id in c.execute(sharing):
-            self.by_key[key].add(story_id)
-            found.add(story_id)
+            holders[key].append(story_id)
+        found = set()
+        for key, ids in holders.items():
+            if len(ids) > COMMON_KEY:  # finds no candidates (see place): its stories not read
+                self.common.add(key)
+                continue
+            self.by_key[key].update(ids)
+            found.update(ids)
         missing = [i for i in found if i not in self.held]
         if missing:  # each story's JSON read once, however many of the keys it has
             columns = [s.id, s.first_at, s.last_at, s.articles, s.terms, s.labels, s.days]
@@ -276,7 +283,7 @@ class Stories:
         shared: dict[int, int] = defaultdict(int)
         for key in keys:
             holders = self.by_key.get(key, ())
-            if len(holders) > COMMON_KEY:  # says little about which story, costs a lot
+            if key in self.common or len(holders) > COMMON_KEY:  # says little, costs a lot
                 continue
             for story_id in holders:
                 shared[story_id] += 1
