@@ -295,6 +295,8 @@ def _article_json(a: ArticleView) -> dict[str, object]:
         "revision": a.revision,
         "backlog": a.backlog,
         "text_source": a.text_source,
+        "story": a.story_id,
+        "story_reason": a.story_reason,
         "text": a.text,
     }
 
@@ -610,3 +612,12 @@ def _ago(at: datetime | None, now: datetime) -> str:
         else f"{seconds // 86400}d"
     )
     return f"in {text}" if future else f"{text} ago"
+
+
+def _register_more_commands() -> None:
+    from monitor.cli_stories import stories
+
+    main.add_command(stories)
+
+
+_register_more_commands()

@@ -89,13 +89,11 @@ def immediate_due_at(state: RouteState, pending: Sequence[Story], t: Timing) -> 
 def repeat_due_at(stories: Sequence[Story], chosen: Sequence[Story], t: Timing) -> datetime | None:
     """The earliest time a story matched again since it was sent, and not chosen now, may be
     sent again (repeat_interval after it was sent); None if there is none."""
-    taken = {s.article_id for s in chosen}
+    taken = {s.story_id for s in chosen}
     times = [
         s.last_sent_at + t.repeat_interval
         for s in stories
-        if s.article_id not in taken
-        and s.last_sent_at is not None
-        and s.matched_at > s.last_sent_at
+        if s.story_id not in taken and s.last_sent_at is not None and s.matched_at > s.last_sent_at
     ]
     return min(times, default=None)
 

@@ -17,7 +17,7 @@ import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from monitor import boilerplate
 from monitor.canonical import canonical_url
+from monitor.clustering import Features, Options, actor_spellings, features
 from monitor.config import Settings
 from monitor.cpu import CpuPool
 from monitor.domain import Clock, Conditional, Extracted, FeedEntry, ParsedFeed, utcnow
@@ -91,6 +92,7 @@ class Runtime:
     store_batch: Grouped[_Batch, tuple[list[str], frozenset[str]]] = field(init=False)
     record_not_modified: Grouped[tuple[FeedState, datetime], None] = field(init=False)
     record_success: Grouped[PolledOk, None] = field(init=False)
+    _options: tuple[object, Options] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         workers = self.settings.extract.workers
@@ -125,6 +127,21 @@ class Runtime:
         if self.cpu is None:
             return fn(*args)
         return await self.cpu.run(-stage, fn, *args)
+
+    def clustering(self) -> Options | None:
+        """What the extractor pool works out for near-duplicates and stories (monitor.yaml
+        `dedupe`), with the actor spellings of the active rules; None: neither is done."""
+        dedupe = self.settings.dedupe
+        if not (dedupe.near_duplicates or dedupe.stories):
+            return None
+        actors = self.rules.rules.actors if self.rules is not None else {}
+        if self._options is None or self._options[0] is not actors:
+            spellings = actor_spellings(
+                {k: [(a.text, a.case_sensitive) for a in s.aliases] for k, s in actors.items()}
+            )
+            options = Options(dedupe.near_duplicates, dedupe.stories, spellings)
+            self._options = (actors, options)
+        return self._options[1]
 
     def learned(self, outlet_id: int) -> frozenset[str] | None:
         """The outlet's learned boilerplate as this process last saw it; None if never."""
@@ -433,7 +450,7 @@ async def _fetch_and_extract(
     as soon as it is extracted: the pages the process holds at once are bounded by the slots,
     however many feeds and batches are in flight. Entries with no page (feed content only)
     are cheap and go to the pool as one job, saving a round trip per entry."""
-    min_chars = rt.settings.extract.min_chars
+    min_chars, options, now = rt.settings.extract.min_chars, rt.clustering(), rt.clock()
 
     async def one(entry: FeedEntry) -> tuple[Page, Prepared | str | None]:
         if not (rt.settings.extract.fetch_pages and entry.link):
@@ -443,7 +460,9 @@ async def _fetch_and_extract(
             if page.html is None:
                 return page, None
             job = (page.html, page.url or entry.link or "", entry)
-            (ex,) = await rt.on_cpu(extract_each, [job], learned, min_chars, stage=EXTRACT)
+            (ex,) = await rt.on_cpu(
+                extract_each, [job], learned, min_chars, options, now, stage=EXTRACT
+            )
             return replace(page, html=None), ex
 
     done = await asyncio.gather(*(one(entry) for entry in entries))
@@ -452,7 +471,9 @@ async def _fetch_and_extract(
     feed_only = [i for i, ex in enumerate(extracted) if ex is None]
     if feed_only:
         jobs = [(None, entries[i].link or "", entries[i]) for i in feed_only]
-        results = await rt.on_cpu(extract_each, jobs, learned, min_chars, stage=EXTRACT)
+        results = await rt.on_cpu(
+            extract_each, jobs, learned, min_chars, options, now, stage=EXTRACT
+        )
         for i, ex in zip(feed_only, results, strict=True):
             extracted[i] = ex
     return pages, [ex if ex is not None else "not extracted" for ex in extracted]
@@ -465,18 +486,30 @@ class Prepared:
     ex: Extracted
     link: str | None  # the entry's page: where its link led, else the link; canonical form
     text_hash: str  # content_hash(ex.text), "" for no text
+    features: Features | None = None  # for near-duplicates and stories, if they are on
+    published: datetime | None = None  # what the features took as its published time
 
-    def recleaned(self, learned: frozenset[str]) -> Prepared:
+    def recleaned(self, learned: frozenset[str], options: Options | None) -> Prepared:
         """The text without lines learned as boilerplate since it was extracted."""
         text = "\n".join(boilerplate.drop_learned(self.ex.lines, learned))
-        return replace(self, ex=replace(self.ex, text=text), text_hash=_hash(text))
+        found = None
+        if options is not None and self.published is not None:
+            found = features(text, self.published, options)
+        ex = replace(self.ex, text=text)
+        return replace(self, ex=ex, text_hash=_hash(text), features=found)
 
 
 def extract_each(
-    jobs: Sequence[tuple[bytes | None, str, FeedEntry]], learned: frozenset[str], min_chars: int
+    jobs: Sequence[tuple[bytes | None, str, FeedEntry]],
+    learned: frozenset[str],
+    min_chars: int,
+    options: Options | None = None,
+    now: datetime | None = None,
 ) -> list[Prepared | str]:
     """extract() over several entries (a pool job), given each entry's HTML and the address it
-    came from (its link when there is no page); a failure is returned as its message."""
+    came from (its link when there is no page); a failure is returned as its message. With
+    `options`, also each text's near-duplicate and story features (monitor.clustering), an
+    undated entry taken as published `now`."""
     out: list[Prepared | str] = []
     for html, url, entry in jobs:
         try:
@@ -485,7 +518,12 @@ def extract_each(
             out.append(f"{type(err).__name__}: {err}")
             continue
         link = canonical_url(url) or canonical_url(entry.link or "")
-        out.append(Prepared(ex, link, _hash(ex.text)))
+        if options is None:
+            out.append(Prepared(ex, link, _hash(ex.text)))
+            continue
+        published = ex.published or entry.published or now or datetime.now(UTC)
+        found = features(ex.text, published, options)
+        out.append(Prepared(ex, link, _hash(ex.text), found, published))
     return out
 
 
@@ -576,7 +614,8 @@ def _learn_and_store(
         current = _learn(rt, feed, [pages[link] for link in pages if link in new], current)
     if current != learned:
         learned = current
-        items = [(entry, page, ready.recleaned(learned)) for entry, page, ready in items]
+        options = rt.clustering()
+        items = [(entry, page, ready.recleaned(learned, options)) for entry, page, ready in items]
         rows = None
     if rows is None:
         rows = _rows(rt, feed, items, now)
@@ -590,9 +629,11 @@ def _learn_and_store(
         if isinstance(result, str):
             outcomes.append(f"error: {result}")
             continue
-        outcome = {"duplicate": "duplicates", "revision": "revisions"}.get(
-            result.outcome, result.outcome
-        )
+        outcome = {
+            "duplicate": "duplicates",
+            "near-duplicate": "duplicates",
+            "revision": "revisions",
+        }.get(result.outcome, result.outcome)
         outcomes.append("backlog" if outcome == "new" and row.article.backlog else outcome)
     return outcomes, learned
 
@@ -626,6 +667,7 @@ def _entry_to_store(
         content_hash=ready.text_hash,
         backlog=backlog,
         entry_title=entry.title,
+        features=ready.features,
     )
     # A page that failed is retried on the next poll: the entry is not recorded as fully seen.
     entry_hash = entry.entry_hash + ("~page-failed" if page.problem else "")

@@ -125,6 +125,30 @@ def test_articles_lists_searches_and_prints_json(config_dir):
     assert invoke(config_dir, "articles", "--json", "--search", "zzzz").output == ""
 
 
+def test_stories_lists_stories_and_says_why_each_article_is_in_one(config_dir):
+    invoke(config_dir, "poll", "--once")
+    (article,) = [
+        json.loads(line) for line in invoke(config_dir, "articles", "--json").output.splitlines()
+    ]
+    assert article["story"] == article["id"]
+    assert article["story_reason"].startswith("new story")
+    listed = [
+        json.loads(line) for line in invoke(config_dir, "stories", "--json").output.splitlines()
+    ]
+    assert [(s["id"], s["articles"], s["outlets"]) for s in listed] == [
+        (article["id"], 1, ["rferl"])
+    ]
+    (member,) = [
+        json.loads(line)
+        for line in invoke(config_dir, "stories", str(article["id"]), "--json").output.splitlines()
+    ]
+    assert member["title"] == "Blinken in Kyiv" and member["why"] == article["story_reason"]
+    table = invoke(config_dir, "stories", str(article["id"])).output
+    assert "Blinken in Kyiv" in table and "new story" in table
+    missing = CliRunner().invoke(main, ["-c", str(config_dir), "stories", "999"])
+    assert missing.exit_code == 1 and "no story 999" in missing.output
+
+
 def test_feeds_shows_each_feeds_health_with_the_error(config_dir):
     invoke(config_dir, "poll", "--once")
     result = invoke(config_dir, "feeds", "--json")

@@ -60,10 +60,13 @@ def test_migrations_create_every_table_at_the_newest_revision(store):
         "article_revisions",
         "article_sources",
         "boilerplate_lines",
+        "stories",
+        "story_keys",
+        "story_background",
         "alembic_version",
     } <= tables
     with store.engine.connect() as c:
-        assert c.execute(text("select version_num from alembic_version")).scalar() == "0009"
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0010"
 
 
 def test_upgrading_from_the_first_schema_keeps_existing_rows(db_url, clock):
@@ -487,7 +490,7 @@ def test_an_old_database_is_upgraded_by_the_migrations_on_open(db_url):
     old.close()
     store = Store.open(db_url)
     with store.engine.connect() as c:
-        assert c.execute(text("select version_num from alembic_version")).scalar() == "0009"
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0010"
     assert "ix_matches_updated_at" in {
         x["name"] for x in inspect(store.engine).get_indexes("matches")
     }

@@ -84,6 +84,14 @@ class DeliverySettings(StrictModel):
     feed_failing_after: PositiveDuration = timedelta(hours=1)
 
 
+class DedupeSettings(StrictModel):
+    """Issue 5: a near-duplicate copy is another source of the stored article (near_duplicates),
+    and articles about one event from several outlets are grouped into one story (stories)."""
+
+    near_duplicates: bool = True
+    stories: bool = True
+
+
 class RetentionSettings(StrictModel):
     articles: PositiveDuration = timedelta(days=365)
     # Article text older than this is dropped (URL, hashes and fingerprints stay for dedupe).
@@ -130,6 +138,7 @@ class Settings(StrictModel):
     polling: PollingSettings = PollingSettings()
     extract: ExtractSettings = ExtractSettings()
     delivery: DeliverySettings = DeliverySettings()
+    dedupe: DedupeSettings = DedupeSettings()
     retention: RetentionSettings = RetentionSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -45,12 +45,14 @@ class RouteState:
 
 @dataclass(frozen=True)
 class Story:
-    """A matched article as a message shows it, with what the channel was told before."""
+    """A matched story as a message shows it (through its first matched article), with every
+    outlet that carried any of its articles and what the channel was told before."""
 
-    article_id: int
+    story_id: int  # stories.id, or the article's id when it has no story
+    article_id: int  # the article the entry shows: the story's first the watch matched
     title: str
     url: str
-    outlets: tuple[str, ...]  # display names, first carrier first
+    outlets: tuple[str, ...]  # display names of the story's outlets, first carrier first
     published_at: datetime | None
     first_seen_at: datetime
     score: float
@@ -115,15 +117,23 @@ def _insert_ignoring_conflicts(c: Connection) -> Any:
     )
 
 
+def _story_of(table: Any) -> Any:
+    """An article's story: its own id when it has none (grouping off, or too old)."""
+    return func.coalesce(table.c.story_id, table.c.id)
+
+
 def stories_to_send(
     c: Connection, state: RouteState, recent: datetime, until: datetime | None = None
 ) -> list[Story]:
-    """The route's matches (up to `until`) that the channel may need to hear about: those never
-    sent to it since the route exists, and those matched since `recent` (sent before: the
-    planner decides whether they changed). Only articles that may alert."""
+    """The route's matched stories (matches up to `until`) that the channel may need to hear
+    about: those never sent to it since the route exists, and those matched since `recent`
+    (sent before: the planner decides whether they changed). Only articles that may alert.
+    A story matched through several articles is one Story (notification_log is per story)."""
     log = notification_log
+    story = _story_of(articles).label("story")
     query = (
         select(
+            story,
             matches.c.article_id,
             matches.c.score,
             matches.c.hits,
@@ -143,7 +153,7 @@ def stories_to_send(
             log,
             and_(
                 log.c.route == matches.c.watch,
-                log.c.story == matches.c.article_id,
+                log.c.story == _story_of(articles),
                 log.c.channel == state.channel,
             ),
         )
@@ -161,43 +171,58 @@ def stories_to_send(
     )
     if until is not None:
         query = query.where(matches.c.updated_at <= until)
-    rows = c.execute(query).all()
-    carriers = _carriers(c, [r.article_id for r in rows])
-    return [
-        Story(
-            article_id=r.article_id,
-            title=r.title,
-            url=r.canonical_url,
-            outlets=carriers.get(r.article_id, ()),
-            published_at=r.published_at,
-            first_seen_at=r.first_seen_at,
-            score=r.score,
-            terms=tuple(dict.fromkeys(h["term"] for h in r.hits)),
-            snippet=r.snippet,
-            marks=tuple((int(s), int(e)) for s, e in r.marks),
-            matched_at=r.updated_at,
-            sent_outlets=r.sent_outlets,
-            sent_terms=tuple(r.sent_terms) if r.sent_terms is not None else None,
-            last_sent_at=r.last_sent_at,
-        )
-        for r in rows
-    ]
+    by_story: dict[int, list[Any]] = defaultdict(list)
+    for r in c.execute(query):
+        by_story[r.story].append(r)
+    carriers = _carriers(c, list(by_story))
+    found = [_story(key, rows, carriers.get(key, ())) for key, rows in by_story.items()]
+    return sorted(found, key=lambda s: (s.matched_at, s.story_id))
 
 
-def _carriers(c: Connection, article_ids: list[int]) -> dict[int, tuple[str, ...]]:
-    """Each article's outlets by display name, in the order they first carried it."""
+def _story(key: int, rows: list[Any], outlets: tuple[str, ...]) -> Story:
+    """One story from its matched articles' rows: the first article shown, the best score."""
+    first = min(rows, key=lambda r: r.article_id)
+    terms = dict.fromkeys(h["term"] for r in rows for h in r.hits)
+    return Story(
+        story_id=key,
+        article_id=first.article_id,
+        title=first.title,
+        url=first.canonical_url,
+        outlets=outlets,
+        published_at=first.published_at,
+        first_seen_at=min(r.first_seen_at for r in rows),
+        score=max(r.score for r in rows),
+        terms=tuple(terms),
+        snippet=first.snippet,
+        marks=tuple((int(s), int(e)) for s, e in first.marks),
+        matched_at=max(r.updated_at for r in rows),
+        sent_outlets=first.sent_outlets,
+        sent_terms=tuple(first.sent_terms) if first.sent_terms is not None else None,
+        last_sent_at=first.last_sent_at,
+    )
+
+
+def _carriers(c: Connection, story_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """Each story's outlets by display name, in the order they first carried any of its
+    articles (a near-duplicate copy is a source of its article, so its outlet counts too)."""
     found: dict[int, list[str]] = defaultdict(list)
-    for start in range(0, len(article_ids), 500):
-        chunk = article_ids[start : start + 500]
+    for start in range(0, len(story_ids), 500):
+        chunk = story_ids[start : start + 500]
+        in_chunk = or_(
+            articles.c.story_id.in_(chunk),
+            and_(articles.c.story_id.is_(None), articles.c.id.in_(chunk)),
+        )
         query = (
-            select(article_sources.c.article_id, outlets.c.name)
+            select(_story_of(articles), outlets.c.name)
+            .select_from(article_sources)
+            .join(articles, articles.c.id == article_sources.c.article_id)
             .join(outlets, outlets.c.id == article_sources.c.outlet_id)
-            .where(article_sources.c.article_id.in_(chunk))
+            .where(in_chunk)
             .order_by(article_sources.c.first_seen_at, article_sources.c.id)
         )
-        for article_id, name in c.execute(query):
-            if name not in found[article_id]:
-                found[article_id].append(name)
+        for story_id, name in c.execute(query):
+            if name not in found[story_id]:
+                found[story_id].append(name)
     return {k: tuple(v) for k, v in found.items()}
 
 
@@ -217,7 +242,7 @@ def enqueue(
         "channel": state.channel,
         "route": state.route,
         "kind": kind,
-        "stories": [s.article_id for s in stories],
+        "stories": [s.story_id for s in stories],
         "title": title,
         "content": content,
         "status": "pending",
@@ -244,7 +269,7 @@ def _log_sent(
 ) -> None:
     log = notification_log
     key = and_(
-        log.c.route == state.route, log.c.story == story.article_id, log.c.channel == state.channel
+        log.c.route == state.route, log.c.story == story.story_id, log.c.channel == state.channel
     )
     values = {
         "outlets": len(story.outlets),
@@ -253,7 +278,7 @@ def _log_sent(
         "outbox_id": outbox_id,
     }
     if c.execute(update(log).where(key).values(**values)).rowcount == 0:
-        first = {"route": state.route, "story": story.article_id, "channel": state.channel}
+        first = {"route": state.route, "story": story.story_id, "channel": state.channel}
         c.execute(insert(log).values(**first, first_sent_at=now, **values))
 
 
@@ -262,8 +287,9 @@ Change = tuple[str, str, int, datetime]  # (watch, "match" or "source", row id, 
 
 def changes_since(c: Connection, since: datetime) -> set[Change]:
     """Matches made or updated at or after `since`, and sources added then to matched articles
-    (an update may be owed), each as (watch, what, row id, when): the planner compares one
-    look's set with the last to find what is new, late commits included."""
+    or to other articles of their stories (an update may be owed), each as (watch, what, row
+    id, when): the planner compares one look's set with the last to find what is new, late
+    commits included."""
     matched = select(matches.c.watch, literal("match"), matches.c.id, matches.c.updated_at).where(
         matches.c.updated_at >= since
     )
@@ -277,7 +303,22 @@ def changes_since(c: Connection, since: datetime) -> set[Change]:
         .join(article_sources, article_sources.c.article_id == matches.c.article_id)
         .where(article_sources.c.first_seen_at >= since)
     )
-    return {(w, what, i, when) for w, what, i, when in c.execute(matched.union_all(carried))}
+    member, matched_member = articles.alias("member"), articles.alias("matched_member")
+    in_story = (
+        select(
+            matches.c.watch,
+            literal("source"),
+            article_sources.c.id,
+            article_sources.c.first_seen_at,
+        )
+        .select_from(article_sources)
+        .join(member, member.c.id == article_sources.c.article_id)
+        .join(matched_member, matched_member.c.story_id == member.c.story_id)
+        .join(matches, matches.c.article_id == matched_member.c.id)
+        .where(article_sources.c.first_seen_at >= since)
+    )
+    everything = matched.union_all(carried, in_story)
+    return {(w, what, i, when) for w, what, i, when in c.execute(everything)}
 
 
 def advance_digest(c: Connection, state: RouteState, until: datetime) -> None:

@@ -38,6 +38,8 @@ from sqlalchemy import (
     update,
 )
 
+from monitor.clustering import Features
+from monitor.store.clusters import Copies, Stories
 from monitor.store.schema import article_revisions, article_sources, articles
 from monitor.store.sql import insert_rows, one_of, pairs_of
 
@@ -65,6 +67,8 @@ class NewArticle:
     content_hash: str
     backlog: bool
     entry_title: str = ""  # the feed's title for the entry (the page's may be a consent wall's)
+    # its near-duplicate fingerprint and story signature (monitor.clustering), if worked out
+    features: Features | None = None
 
     def without_nul(self) -> NewArticle:
         """PostgreSQL refuses NUL in text; a stray one must not make an entry unstorable."""
@@ -95,7 +99,8 @@ class EntryToStore:
 class Ingested:
     """What storing one feed entry did."""
 
-    outcome: str  # "new", "duplicate" (another source of a stored article), "revision", "unchanged"
+    outcome: str  # "new", "duplicate" (another source of a stored article), "revision",
+    # "unchanged", "near-duplicate" (another source of the stored article it is a copy of)
     article_id: int
 
 
@@ -116,13 +121,24 @@ class Ingest:
     def __init__(self, c: Connection) -> None:
         self.writes = _Writes(c)
         self.seen = _Lookups(self.writes)
+        self.copies = Copies(self.writes.sent)
+        self.stories = Stories(self.writes.sent)
+        self.now: datetime | None = None
 
     def expect(self, batches: Sequence[tuple[FeedState, Sequence[EntryToStore]]]) -> None:
         """Look up at once what these batches will ask. Only a saving: a batch that comes with
         other entries (re-cleaned meanwhile), or finds an answer gone stale, asks again."""
         batches = [(feed, [_storable(e) for e in entries]) for feed, entries in batches]
         self.seen.prefetch(batches)
+        self._prefetch_clusters([e for _, entries in batches for e in entries])
         self.writes.rows_expected = sum(len(entries) for _, entries in batches)
+
+    def _prefetch_clusters(self, entries: Sequence[EntryToStore]) -> None:
+        features = [e.article.features for e in entries if e.article.features is not None]
+        self.copies.prefetch(features)
+        signatures = [(f.signature, f.keys) for f in features if f.signature is not None]
+        if signatures:
+            self.stories.prefetch(signatures)
 
     def store(
         self, feed: FeedState, entries: Sequence[EntryToStore], now: datetime
@@ -130,17 +146,23 @@ class Ingest:
         """Store one feed's entries in order; their rows are queued (see send)."""
         entries = [_storable(e) for e in entries]
         self.seen.prefetch([(feed, entries)])  # whatever expect() did not ask
+        self._prefetch_clusters(entries)
         self.writes.rows_expected = max(self.writes.rows_expected, len(entries))
+        self.now = now
         done = []
         for entry in entries:
-            done.append(_ingest_one(self.writes, feed, self.seen, entry, now))
+            done.append(_ingest_one(self, feed, entry, now))
             self.writes.rows_expected -= 1
         return done
 
     def send(self) -> Connection:
         """The connection, once every queued row is in the database (before any statement
         of the caller's that reads or writes articles or sources, and before COMMIT)."""
-        return self.writes.sent()
+        c = self.writes.sent()
+        self.copies.flush()
+        if self.now is not None:
+            self.stories.flush(self.now)
+        return c
 
     def texts_rewritten(self) -> None:
         """Stored texts were re-cleaned: which article comes first under a hash must be asked
@@ -153,25 +175,52 @@ def _storable(entry: EntryToStore) -> EntryToStore:
     return entry if article is entry.article else replace(entry, article=article)
 
 
-def _ingest_one(
-    w: _Writes, feed: FeedState, seen: _Lookups, entry: EntryToStore, now: datetime
-) -> Ingested:
-    new, link = entry.article, entry.link
+def _ingest_one(ingest: Ingest, feed: FeedState, entry: EntryToStore, now: datetime) -> Ingested:
+    w, seen = ingest.writes, ingest.seen
+    new, link, features = entry.article, entry.link, entry.article.features
     article_id = seen.known_article(feed, entry)
-    if article_id is None:
+    copy_of = None
+    if article_id is None and features is not None:
+        copy_of = ingest.copies.canonical(features, feed.outlet_id)
+    if copy_of is not None:
+        # Another outlet's copy of a stored text: a source of the earliest copy, never a new
+        # article (so never matched or alerted again, only counted as one more outlet).
+        article_id, outcome = copy_of, "near-duplicate"
+    elif article_id is None:
         article_id = _insert_article(w, feed, entry.guid, new, now)
         seen.article_inserted(feed, new, article_id)
+        if features is not None:
+            _place(ingest, w, feed, article_id, new, features, now)
         outcome = "new"
     else:
         revised = _maybe_revise(w, article_id, feed.outlet_id, link, new, now)
         if revised:
             seen.article_revised(revised)
+            if features is not None:
+                ingest.copies.revised(article_id, feed.outlet_id, features)
         outcome = "revision" if revised else "duplicate"
     title = new.entry_title or new.title
     known = _upsert_source(w, feed, seen, entry, title, article_id, now)
     if known and outcome == "duplicate":
         outcome = "unchanged"  # the feed edited the entry, the article text is the same
     return Ingested(outcome, article_id)
+
+
+def _place(
+    ingest: Ingest,
+    w: _Writes,
+    feed: FeedState,
+    article_id: int,
+    new: NewArticle,
+    features: Features,
+    now: datetime,
+) -> None:
+    """A new article's fingerprint goes to the index, and the article to its story."""
+    ingest.copies.inserted(article_id, feed.outlet_id, features)
+    features = features.published_at(new.published_at or now)
+    if features.signature is not None:
+        story_id, why = ingest.stories.place(article_id, features.signature, features.keys)
+        w.amend(articles, article_id, story_id=story_id, story_reason=why)
 
 
 class _Lookups:
@@ -425,6 +474,14 @@ class _Writes:
         self._queued[table].append({"id": row_id, **row})
         return row_id
 
+    def amend(self, table: Table, row_id: int, **values: Any) -> None:
+        """Set these values in a queued row of `table` (the last one queued, as a rule)."""
+        for row in reversed(self._queued[table]):
+            if row["id"] == row_id:
+                row.update(values)
+                return
+        raise KeyError(f"no queued {table.name} row {row_id}")
+
     def flush(self) -> None:
         for table, rows in self._queued.items():  # articles first: sources refer to them
             if rows:
@@ -462,6 +519,8 @@ def _insert_article(w: _Writes, feed: FeedState, guid: str, new: NewArticle, now
         "backlog": new.backlog,
         "outlet_id": feed.outlet_id,
         "match_pending": True,  # queued for the match stage in the same transaction
+        "story_id": None,  # see _place
+        "story_reason": None,
     }
     return w.insert(articles, row)
 

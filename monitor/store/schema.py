@@ -46,7 +46,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 """The newest migration's revision: a database stamped with it has exactly the tables below
 (tests/test_store.py checks both against the migrations)."""
 
@@ -122,10 +122,15 @@ articles = Table(
     Column("outlet_id", Integer, ForeignKey("outlets.id", ondelete="SET NULL")),
     # new or revised, not yet matched against the watches: the match stage's durable queue
     Column("match_pending", Boolean, nullable=False, default=False, server_default=false()),
+    # The story it reports (stories.id; null when story grouping is off or it predates it),
+    # and why it was put there (monitor.stories.Decision.explain). Added by migration 0010.
+    Column("story_id", Integer),
+    Column("story_reason", Text),
     UniqueConstraint("canonical_url", name="uq_articles_canonical_url"),
     Index("ix_articles_content_hash", "content_hash"),
     Index("ix_articles_first_seen_at", "first_seen_at"),
     Index("ix_articles_match_pending", "match_pending"),
+    Index("ix_articles_story_id", "story_id"),
 )
 
 article_revisions = Table(
@@ -208,7 +213,7 @@ outbox = Table(
     Column("channel", String(200), nullable=False),
     Column("route", String(200), nullable=False),  # the watch, or "feed-health"
     Column("kind", String(20), nullable=False),  # alert, digest, update, health
-    Column("stories", JSON, nullable=False),  # article ids
+    Column("stories", JSON, nullable=False),  # story ids (notification_log.story)
     Column("title", Text, nullable=False),
     Column("content", JSON, nullable=False),  # subject, text, html, slack payloads, markdown
     Column("status", String(10), nullable=False),  # pending, sent, failed (permanently)
@@ -227,7 +232,7 @@ notification_log = Table(
     metadata,
     # What each channel was told about each story: never the same thing twice.
     Column("route", String(200), primary_key=True),
-    Column("story", Integer, primary_key=True),  # article id
+    Column("story", Integer, primary_key=True),  # stories.id (an article id before 0010)
     Column("channel", String(200), primary_key=True),
     Column("outlets", Integer, nullable=False),  # how many outlets carried it when sent
     Column("terms", JSON),  # the matched terms it was sent with (new ones make an update)
@@ -277,4 +282,40 @@ article_bands = Table(
     Column("band_key", BigInteger, primary_key=True, autoincrement=False),
     Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
     Index("ix_article_bands_article_id", "article_id"),  # replacing and cascading deletes
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    # Articles grouped as one event (monitor.stories.Story), grown as articles arrive. Its id
+    # is the id of the article that started it, so an article's story before 0010 is itself.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("first_at", UTCDateTime, nullable=False),  # its members' published times
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("articles", Integer, nullable=False),
+    Column("terms", JSON, nullable=False),  # term -> summed weight (the heaviest kept)
+    Column("labels", JSON, nullable=False),  # term -> how an explanation shows it
+    Column("days", JSON, nullable=False),  # the days its members' leads date it to (ISO)
+    Column("keys", JSON, nullable=False),  # its rows in story_keys
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_stories_last_at", "last_at"),
+)
+
+story_keys = Table(
+    "story_keys",
+    metadata,
+    # How an arriving article finds the stories it may join: each member's heaviest terms.
+    Column("key", String(200), primary_key=True),
+    Column("story_id", Integer, ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_story_keys_story_id", "story_id"),
+)
+
+story_background = Table(
+    "story_background",
+    metadata,
+    # The document frequencies story similarity weighs terms by, as one count-min sketch
+    # (monitor.store.clusters.Frequencies): one row, read and written once a transaction.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("docs", BigInteger, nullable=False),
+    Column("counts", LargeBinary, nullable=False),
 )

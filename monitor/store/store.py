@@ -50,6 +50,7 @@ from monitor.store.schema import (
     feeds,
     metadata,
     outlets,
+    stories,
 )
 from monitor.store.sql import one_of, pairs_of
 
@@ -136,6 +137,20 @@ class ArticleView:
     backlog: bool
     text_source: str
     text: str
+    story_id: int | None = None  # the story it reports (see monitor.store.clusters)
+    story_reason: str | None = None  # why it was put there
+
+
+@dataclass(frozen=True)
+class StoryView:
+    """A story as `monitor stories` lists it: its span, its articles and every outlet."""
+
+    id: int
+    first_at: datetime
+    last_at: datetime
+    articles: int
+    title: str  # its first stored article's
+    outlets: tuple[str, ...]
 
 
 class Store:
@@ -582,9 +597,13 @@ class Store:
         since: datetime | None = None,
         limit: int = 50,
         include_backlog: bool = True,
+        story: int | None = None,
     ) -> list[ArticleView]:
-        """Newest first; `search` matches title or text (case-insensitive substring)."""
+        """Newest first; `search` matches title or text (case-insensitive substring); `story`:
+        only the articles of that story."""
         query = select(articles).order_by(articles.c.first_seen_at.desc(), articles.c.id.desc())
+        if story is not None:
+            query = query.where(articles.c.story_id == story)
         if search:  # autoescape: a % or _ in the search is a character, not a wildcard
             needle = search.lower()
             query = query.where(
@@ -622,6 +641,45 @@ class Store:
                 backlog=r.backlog,
                 text_source=r.text_source,
                 text=r.text,
+                story_id=r.story_id,
+                story_reason=r.story_reason,
+            )
+            for r in rows
+        ]
+
+    def stories(self, since: datetime | None = None, limit: int = 50) -> list[StoryView]:
+        """Stories with more than one article first, then by their latest article, newest
+        first; `since`: only stories with an article published since then."""
+        query = (
+            select(stories.c.id, stories.c.first_at, stories.c.last_at, stories.c.articles)
+            .order_by((stories.c.articles > 1).desc(), stories.c.last_at.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            query = query.where(stories.c.last_at >= since)
+        with self._read() as c:
+            rows = c.execute(query).all()
+            ids = [r.id for r in rows]
+            members = c.execute(
+                select(articles.c.story_id, articles.c.id, articles.c.title)
+                .where(articles.c.story_id.in_(ids))
+                .order_by(articles.c.id)
+            ).all()
+            sources = _outlets_of(c, [m.id for m in members])
+        titles: dict[int, str] = {}
+        outlets_of: dict[int, list[str]] = {}
+        for m in members:
+            titles.setdefault(m.story_id, m.title)
+            found = outlets_of.setdefault(m.story_id, [])
+            found.extend(o for o in sources.get(m.id, ()) if o not in found)
+        return [
+            StoryView(
+                r.id,
+                r.first_at,
+                r.last_at,
+                r.articles,
+                titles.get(r.id, ""),
+                tuple(outlets_of.get(r.id, ())),
             )
             for r in rows
         ]
@@ -657,6 +715,11 @@ class Store:
                     delete(article_revisions).where(article_revisions.c.article_id.in_(chunk))
                 )
                 c.execute(delete(articles).where(articles.c.id.in_(chunk)))
+            # stories none of whose articles is left (their keys go with them)
+            members = select(articles.c.story_id).where(articles.c.story_id.is_not(None))
+            c.execute(
+                delete(stories).where(stories.c.last_at < older_than, stories.c.id.not_in(members))
+            )
             return len(ids)
 
     # -- watch rules and matches --------------------------------------------------------------

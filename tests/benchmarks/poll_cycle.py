@@ -121,7 +121,9 @@ class CountingFetcher(Fetcher):
         return result
 
 
-def bench_settings(database: str, workers: int, batch: int, concurrency: int) -> Settings:
+def bench_settings(
+    database: str, workers: int, batch: int, concurrency: int, clustering: bool = True
+) -> Settings:
     return Settings.model_validate(
         {
             "database": database,
@@ -132,6 +134,7 @@ def bench_settings(database: str, workers: int, batch: int, concurrency: int) ->
                 "allow_networks": ("127.0.0.0/8",),  # the server farm listens on loopback
             },
             "extract": {"fetch_pages": False, "workers": workers},
+            "dedupe": {"near_duplicates": clustering, "stories": clustering},
         }
     )
 
@@ -161,8 +164,9 @@ async def _cycles(
     feeds: int,
     profile: bool,
     concurrency: int = CONCURRENCY,
+    clustering: bool = True,
 ) -> tuple[CycleFigures, CycleFigures, CycleFigures]:
-    settings = bench_settings(url, workers, feeds, concurrency)
+    settings = bench_settings(url, workers, feeds, concurrency, clustering)
     store = Store.open(url)
     specs = [
         FeedSpec(
@@ -340,16 +344,18 @@ def _report(
 
 
 VARIANTS = {
-    # name: (label, database, extract.workers, gzip, full scale)
-    "sqlite": ("SQLite", "sqlite", 2, False, True),
-    "pg": ("PostgreSQL", "pg", 2, False, True),
-    "inline": ("SQLite, inline extraction (workers=1)", "sqlite", 1, False, True),
-    "gzip": ("SQLite, gzip-encoded feeds (bytes only; 10 hosts)", "sqlite", 2, True, False),
+    # name: (label, database, extract.workers, gzip, full scale, near-duplicates and stories)
+    "sqlite": ("SQLite", "sqlite", 2, False, True, True),
+    "pg": ("PostgreSQL", "pg", 2, False, True, True),
+    "sqlite-flat": ("SQLite, near-duplicates and stories off", "sqlite", 2, False, True, False),
+    "pg-flat": ("PostgreSQL, near-duplicates and stories off", "pg", 2, False, True, False),
+    "inline": ("SQLite, inline extraction (workers=1)", "sqlite", 1, False, True, True),
+    "gzip": ("SQLite, gzip-encoded feeds (bytes only; 10 hosts)", "sqlite", 2, True, False, True),
 }
 
 
 def main() -> None:
-    args = cli("poll_cycle", __doc__ or "", variants="sqlite,pg,gzip")
+    args = cli("poll_cycle", __doc__ or "", variants="sqlite,sqlite-flat,pg,pg-flat,gzip")
     started = time.monotonic()
     full_hosts = 10 if args.quick else HOSTS
     feeds = full_hosts * FEEDS_PER_HOST
@@ -368,20 +374,25 @@ def main() -> None:
     pg = postgres_available()
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         for n, name in enumerate(args.variants.split(",")):
-            label, db, workers, gzip, full = VARIANTS[name]
+            label, db, workers, gzip, full, clustering = VARIANTS[name]
             if db == "pg" and not pg:
                 result.note("PostgreSQL was not reachable: it was not measured.")
                 continue
             hosts = full_hosts if full else min(full_hosts, 10)
+            flags = {"clustering": clustering}
             print(f"  {label}: extract.workers={workers}, {hosts} hosts", flush=True)
             with ServerFarm(hosts, LATENCY, FeedSite(FEEDS_PER_HOST, ENTRIES, gzip)) as farm:
                 n_feeds = hosts * FEEDS_PER_HOST
                 if db == "pg":
                     with pg_database() as url:
-                        figures = asyncio.run(_cycles(farm, url, workers, n_feeds, args.profile))
+                        figures = asyncio.run(
+                            _cycles(farm, url, workers, n_feeds, args.profile, **flags)
+                        )
                 else:
                     url = f"sqlite:///{Path(tmp) / f'{n}.db'}"
-                    figures = asyncio.run(_cycles(farm, url, workers, n_feeds, args.profile))
+                    figures = asyncio.run(
+                        _cycles(farm, url, workers, n_feeds, args.profile, **flags)
+                    )
             _report(result, label, figures, n_feeds, targets=name in ("sqlite", "pg"))
     result.note(
         f"{feeds:,} feeds = {full_hosts} loopback hosts (127.0.0.1-{full_hosts}) x "

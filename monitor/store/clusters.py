@@ -1,0 +1,425 @@
+"""Near-duplicates and stories inside an ingest transaction (issue 5).
+
+`Copies` answers "is this text a near-duplicate of a stored article?" from the band index
+(article_bands, monitor.store.fingerprints), looked up once for a whole group of feeds' entries
+and kept current with the articles the transaction inserts. The earliest copy (the lowest id)
+is canonical: a later one becomes another source of it (docs/near-duplicates.md).
+
+`Stories` places each new article in a story (monitor.stories.assign): the stories it may join
+are those within the window that share one of its keys (its heaviest terms, story_keys), found
+for the whole group in one query; the document frequencies come from a count-min sketch of one
+row (`Frequencies`). Stories, keys and frequencies changed by the transaction are written when
+its rows are sent, before COMMIT. On PostgreSQL the frequencies' row is locked by the first
+transaction that places an article, so two workers never grow the same story at once.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from zlib import crc32
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+
+from monitor.clustering import Features
+from monitor.fingerprint import DEFAULT, Fingerprint
+from monitor.store.fingerprints import scheme_name
+from monitor.store.schema import (
+    article_bands,
+    article_fingerprints,
+    articles,
+    stories,
+    story_background,
+    story_keys,
+)
+from monitor.store.sql import insert_rows, one_of
+from monitor.stories import WINDOW, Background, Signature, Story, assign
+
+MAX_CANDIDATES = 2  # open stories compared with an article: those sharing most of its keys
+STORY_TERMS = 100  # a story keeps its heaviest terms: what it is about, at a bounded cost
+COMMON_KEY = 30  # a key more open stories than this share finds no candidates ("Russia")
+# A fresh store's few documents say little about which terms are rare: two articles about one
+# event would find each of their shared terms in every document seen, weigh them near zero and
+# stay apart (001 and 002 alone score 0.13). So the background also counts this many documents
+# that had none of the terms: idf is nearly flat at first and the real frequencies take over
+# as articles arrive.
+PRIOR_DOCS = 20
+
+
+class Copies:
+    """The transaction's view of the band index: what it asked and what it inserted."""
+
+    def __init__(self, sent: Callable[[], Connection]) -> None:
+        self.sent = sent
+        self.asked: set[int] = set()
+        self.by_band: dict[int, set[int]] = defaultdict(set)
+        self.sketch: dict[int, tuple[int | None, Fingerprint]] = {}  # article -> (outlet, fp)
+        self._queued: list[tuple[int, Fingerprint, tuple[int, ...]]] = []
+
+    def prefetch(self, features: Iterable[Features]) -> None:
+        """Look up, in one statement, the stored articles sharing a band with these texts."""
+        keys = list({k for f in features for k in f.bands if k not in self.asked})
+        if not keys:
+            return
+        self.asked.update(keys)
+        c, b, f = self.sent(), article_bands.c, article_fingerprints.c
+        query = (
+            select(b.band_key, b.article_id, articles.c.outlet_id, f.minima, f.shingles)
+            .join(article_fingerprints, f.article_id == b.article_id)
+            .join(articles, articles.c.id == b.article_id)
+            .where(one_of(c, b.band_key, keys), f.scheme == scheme_name())
+        )
+        for key, article_id, outlet_id, minima, shingles in c.execute(query):
+            self.by_band[key].add(article_id)
+            if article_id not in self.sketch:
+                self.sketch[article_id] = (outlet_id, Fingerprint.from_bytes(minima, shingles))
+
+    def canonical(self, features: Features, outlet_id: int) -> int | None:
+        """The earliest stored article of another outlet this text is a near-duplicate of
+        (its band keys prefetched).
+        Within one outlet two different texts at two addresses are two articles (a wall every
+        page shows differs from page to page only a little)."""
+        if features.fingerprint is None:
+            return None
+        candidates = {i for k in features.bands for i in self.by_band.get(k, ())}
+        for article_id in sorted(candidates):
+            outlet, other = self.sketch[article_id]
+            if outlet != outlet_id and DEFAULT.is_near_duplicate(features.fingerprint, other):
+                return article_id
+        return None
+
+    def inserted(self, article_id: int, outlet_id: int, features: Features) -> None:
+        """A new article: its fingerprint is queued and found by later entries at once."""
+        if features.fingerprint is None:
+            return
+        self.sketch[article_id] = (outlet_id, features.fingerprint)
+        for key in features.bands:
+            self.by_band[key].add(article_id)
+        self._queued.append((article_id, features.fingerprint, features.bands))
+
+    def revised(self, article_id: int, outlet_id: int, features: Features) -> None:
+        """The article's text changed: its old fingerprint goes, the new one (if any) comes."""
+        self.flush()
+        c = self.sent()
+        c.execute(delete(article_bands).where(article_bands.c.article_id == article_id))
+        c.execute(
+            delete(article_fingerprints).where(article_fingerprints.c.article_id == article_id)
+        )
+        self.sketch.pop(article_id, None)
+        self.inserted(article_id, outlet_id, features)
+
+    def flush(self) -> None:
+        """Insert the queued fingerprints (after their articles: call once those are sent)."""
+        if not self._queued:
+            return
+        c, name = self.sent(), scheme_name()
+        fingerprints = [
+            {"article_id": i, "scheme": name, "minima": f.to_bytes(), "shingles": f.shingles}
+            for i, f, _ in self._queued
+        ]
+        bands = [{"band_key": k, "article_id": i} for i, _, keys in self._queued for k in keys]
+        self._queued.clear()
+        insert_rows(c, article_fingerprints, fingerprints)
+        insert_rows(c, article_bands, bands)
+
+
+_SEEDS = (0x9E3779B9, 0x85EBCA6B)  # one per row of the sketch
+
+
+class Frequencies(Mapping[str, int]):
+    """Document frequencies of terms as a count-min sketch: DEPTH rows of WIDTH counters, a
+    term counted in one counter of each row, its frequency the least of them (never too low,
+    too high only where every row collides). A fixed megabyte however many terms news brings,
+    read and written as one row: a table of terms cost an upsert per term and article."""
+
+    WIDTH = 1 << 17
+    DEPTH = 2
+
+    def __init__(self, docs: int = 0, counts: bytes | None = None) -> None:
+        self.docs = docs
+        self.counts = array("I")
+        if counts is not None and len(counts) == 4 * self.WIDTH * self.DEPTH:
+            self.counts.frombytes(counts)
+        else:
+            self.counts.frombytes(bytes(4 * self.WIDTH * self.DEPTH))
+            self.docs = 0
+        self._memo: dict[str, int] = {}
+        self._slot_memo: dict[str, tuple[int, ...]] = {}
+
+    def _slots(self, term: str) -> tuple[int, ...]:
+        slots = self._slot_memo.get(term)
+        if slots is None:  # CRC-32 under DEPTH seeds: cheap, stable across processes
+            data = term.encode()
+            slots = self._slot_memo[term] = tuple(
+                row * self.WIDTH + crc32(data, _SEEDS[row]) % self.WIDTH
+                for row in range(self.DEPTH)
+            )
+        return slots
+
+    def add(self, terms: Iterable[str]) -> None:
+        """Count one more document with these (distinct) terms."""
+        self.docs += 1
+        for term in terms:
+            for slot in self._slots(term):
+                self.counts[slot] += 1
+            self._memo.pop(term, None)
+
+    def __getitem__(self, term: str) -> int:
+        found = self._memo.get(term)
+        if found is None:
+            found = self._memo[term] = min(self.counts[s] for s in self._slots(term))
+        return found
+
+    def get(self, term: str, default: int | None = 0) -> int:  # type: ignore[override]
+        return self[term]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())  # a sketch does not know its terms
+
+    def __len__(self) -> int:
+        return 0
+
+    def to_bytes(self) -> bytes:
+        return self.counts.tobytes()
+
+
+class _Background(Background):
+    """Background.idf with the logarithm of each term's frequency looked up, not taken again:
+    similarity asks it of every term of the article and of each candidate story."""
+
+    _log_docs: float
+    _log_df: Mapping[str, float]
+
+    def __init__(self, docs: int, df: Mapping[str, int], log_df: Mapping[str, float]) -> None:
+        super().__init__(docs, df)
+        object.__setattr__(self, "_log_docs", math.log(docs + 1))
+        object.__setattr__(self, "_log_df", log_df)
+
+    def idf(self, term: str) -> float:
+        log_df = self._log_df.get(term)
+        if log_df is None:
+            return super().idf(term)
+        return float(self._log_docs - log_df)
+
+
+@dataclass
+class _Held:
+    """A story as the transaction holds it."""
+
+    story: Story
+    keys: set[str]
+    articles: int
+    new: bool = False
+    changed: bool = False
+    new_keys: tuple[str, ...] = ()
+
+
+class Stories:
+    """The transaction's stories: those its entries' keys found, and those it started."""
+
+    def __init__(self, sent: Callable[[], Connection]) -> None:
+        self.sent = sent
+        self.asked: set[str] = set()
+        self.by_key: dict[str, set[int]] = defaultdict(set)
+        self.common: set[str] = set()  # keys too many stored open stories share
+        self.held: dict[int, _Held] = {}
+        self.frequencies: Frequencies | None = None
+        # the frequencies looked up so far, as a plain dict: similarity asks one per term
+        self.df: dict[str, int] = {}
+        self.log_df: dict[str, float] = {}  # log(df + 0.5), what idf subtracts
+        self._frequencies_stored = False
+        self._changed = False
+
+    def prefetch(self, signatures: Sequence[tuple[Signature, tuple[str, ...]]]) -> None:
+        """Load, in one statement, the stories within the window that share a key with these."""
+        self._load_frequencies()
+        keys = list({k for _, ks in signatures for k in ks if k not in self.asked})
+        if not keys:
+            return
+        self.asked.update(keys)
+        earliest = min(s.published for s, _ in signatures) - WINDOW
+        latest = max(s.published for s, _ in signatures) + WINDOW
+        c, s, k = self.sent(), stories.c, story_keys.c
+        sharing = (
+            select(k.key, k.story_id)
+            .join(stories, s.id == k.story_id)
+            .where(one_of(c, k.key, keys), s.last_at >= earliest, s.first_at <= latest)
+        )
+        holders: dict[str, list[int]] = defaultdict(list)
+        for key, story_id in c.execute(sharing):
+            holders[key].append(story_id)
+        found = set()
+        for key, ids in holders.items():
+            if len(ids) > COMMON_KEY:  # finds no candidates (see place): its stories not read
+                self.common.add(key)
+                continue
+            self.by_key[key].update(ids)
+            found.update(ids)
+        missing = [i for i in found if i not in self.held]
+        if missing:  # each story's JSON read once, however many of the keys it has
+            columns = [s.id, s.first_at, s.last_at, s.articles, s.terms, s.labels, s.days]
+            for row in c.execute(select(*columns, s["keys"]).where(one_of(c, s.id, missing))):
+                self.held[row.id] = _Held(_story(row), set(row._mapping["keys"]), row.articles)
+
+    def place(
+        self, article_id: int, signature: Signature, keys: tuple[str, ...]
+    ) -> tuple[int, str]:
+        """The story the new article joins (or starts, with the article's id), and why. The
+        article's keys must have been prefetched (a query here would send the articles the
+        transaction holds back one by one)."""
+        assert self.frequencies is not None
+        # a near-duplicate never gets here (it is a source of its canonical copy): no sketch
+        signature = replace(signature, id=str(article_id), fingerprint=None)
+        self.frequencies.add(signature.terms)
+        self._changed = True
+        for term in signature.terms:  # one more document has it (every counter of it grew)
+            if term in self.df:
+                self.df[term] += 1
+                self.log_df[term] = math.log(self.df[term] + 0.5)
+        shared: dict[int, int] = defaultdict(int)
+        for key in keys:
+            holders = self.by_key.get(key, ())
+            if key in self.common or len(holders) > COMMON_KEY:  # says little, costs a lot
+                continue
+            for story_id in holders:
+                shared[story_id] += 1
+        candidates: list[Story] = []
+        for story_id in sorted(shared, key=lambda i: (-shared[i], -i)):
+            story = self.held[story_id].story
+            if story.open_at(signature.published):
+                candidates.append(story)
+                if len(candidates) == MAX_CANDIDATES:
+                    break
+        for terms in [signature.terms, *(story.terms for story in candidates)]:
+            self._know(terms)
+        background = _Background(self.frequencies.docs + PRIOR_DOCS, self.df, self.log_df)
+        decision = assign(signature, candidates, background)
+        if decision.story is None:
+            story_id = article_id
+            held = self.held[story_id] = _Held(Story.start(str(article_id), signature), set(), 0)
+            held.new = True
+        else:
+            story_id = int(decision.story.id)
+            held = self.held[story_id]
+            held.story = _bounded(held.story.add(signature))
+        held.articles += 1
+        held.changed = True
+        fresh = tuple(k for k in keys if k not in held.keys)
+        held.keys.update(fresh)
+        held.new_keys += fresh
+        for key in keys:
+            self.by_key[key].add(story_id)
+        return story_id, decision.explain()
+
+    def _know(self, terms: Iterable[str]) -> None:
+        assert self.frequencies is not None
+        df, log_df, sketch = self.df, self.log_df, self.frequencies
+        for term in terms:
+            if term not in df:
+                df[term] = sketch[term]
+                log_df[term] = math.log(df[term] + 0.5)
+
+    def flush(self, now: datetime) -> None:
+        """Write the stories, keys and frequencies the transaction changed."""
+        if not self._changed:
+            return
+        self._changed = False
+        c = self.sent()
+        new = [(i, h) for i, h in self.held.items() if h.changed and h.new]
+        grown = [(i, h) for i, h in self.held.items() if h.changed and not h.new]
+        if new:  # few rows, with JSON: the ordinary executemany
+            c.execute(insert(stories), [_story_row(i, h, now) for i, h in new])
+        if grown:
+            c.execute(_UPDATE_STORY, [_story_row(i, h, now, prefix="v_") for i, h in grown])
+        keys = [{"key": k, "story_id": i} for i, h in self.held.items() for k in h.new_keys]
+        if keys:
+            insert_rows(c, story_keys, keys)
+        for _, h in [*new, *grown]:
+            h.new = h.changed = False
+            h.new_keys = ()
+        self._store_frequencies(c)
+
+    # -- the frequencies' row -----------------------------------------------------------------
+
+    def _load_frequencies(self) -> None:
+        if self.frequencies is not None:
+            return
+        c = self.sent()
+        query = select(story_background.c.docs, story_background.c.counts).where(
+            story_background.c.id == 1
+        )
+        if c.dialect.name == "postgresql":
+            query = query.with_for_update()  # one placing transaction at a time (see above)
+        row = c.execute(query).first()
+        self._frequencies_stored = row is not None
+        self.frequencies = Frequencies(row.docs, row.counts) if row else Frequencies()
+
+    def _store_frequencies(self, c: Connection) -> None:
+        assert self.frequencies is not None
+        values = {"docs": self.frequencies.docs, "counts": self.frequencies.to_bytes()}
+        if self._frequencies_stored:
+            c.execute(update(story_background).where(story_background.c.id == 1).values(values))
+        else:
+            c.execute(insert(story_background).values(id=1, **values))
+            self._frequencies_stored = True
+
+
+def _story(row: object) -> Story:
+    """A stored story as monitor.stories compares it (its members' signatures are not kept)."""
+    r: dict[str, object] = row._mapping  # type: ignore[attr-defined]
+    terms = r["terms"]
+    labels = r["labels"]
+    days = r["days"]
+    assert isinstance(terms, dict) and isinstance(labels, dict) and isinstance(days, list)
+    first, last = r["first_at"], r["last_at"]
+    assert isinstance(first, datetime) and isinstance(last, datetime)
+    return Story(
+        str(r["id"]),
+        (),
+        terms,
+        labels,
+        frozenset(date.fromisoformat(d) for d in days),
+        first,
+        last,
+    )
+
+
+_COLUMNS = ("first_at", "last_at", "articles", "terms", "labels", "days", "keys", "updated_at")
+_UPDATE_STORY = (
+    update(stories)
+    .where(stories.c.id == bindparam("v_id"))
+    .values({col: bindparam(f"v_{col}") for col in _COLUMNS})
+)
+
+
+def _bounded(story: Story) -> Story:
+    """The story with its heaviest STORY_TERMS terms, once it has twice as many (a story
+    compared with every article that may join it must not grow without bound)."""
+    if len(story.terms) <= 2 * STORY_TERMS:
+        return story
+    return replace(story, terms=dict(_heaviest(story.terms)))
+
+
+def _heaviest(terms: Mapping[str, float]) -> list[tuple[str, float]]:
+    return sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))[:STORY_TERMS]
+
+
+def _story_row(story_id: int, held: _Held, now: datetime, prefix: str = "") -> dict[str, object]:
+    story = held.story
+    terms = {t: round(w, 4) for t, w in _heaviest(story.terms)}
+    row = {
+        "id": story_id,
+        "first_at": story.first,
+        "last_at": story.last,
+        "articles": held.articles,
+        "terms": terms,
+        "labels": {t: story.labels[t] for t in terms if t in story.labels},
+        "days": sorted(d.isoformat() for d in story.days),
+        "keys": sorted(held.keys),
+        "updated_at": now,
+    }
+    return {prefix + k: v for k, v in row.items()}
