@@ -16,12 +16,25 @@ import feedparser
 import feedparser.api
 
 from monitor.canonical import canonical_url
-from monitor.domain import FeedEntry, ParsedFeed
+from monitor.domain import MAX_TITLE, FeedEntry, ParsedFeed, cut
 
 # Problems feedparser reports that lose nothing: a feed served as text/plain, or an encoding
 # declaration that disagrees with the HTTP header when the bytes decode fine either way.
 _HARMLESS = (feedparser.NonXMLContentType,)
-_TAG = re.compile(r"<[^>]*>")
+# `[^<>]`, not `[^>]`: with the latter a title of 100,000 '<' and no '>' costs 5·10⁹ steps (each
+# '<' scans to the end); stopping at the next '<' keeps the scan linear.
+_TAG = re.compile(r"<[^<>]*>")
+# C0 and C1 controls and DEL: terminal escapes, NULs (which PostgreSQL refuses in text) and the
+# like are not part of a headline; they become spaces and are then collapsed.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+# Bounds on what one feed document may put in the store (the hostile-input issue). The fetch
+# stage caps a document at polling.max_bytes (5 MB), which still holds 100,000 tiny entries or a
+# 5 MB headline. Real feeds list tens of entries, and headlines run to a few hundred characters.
+MAX_ENTRIES = 1000  # entries read from one document, in document order (newest first, usually)
+MAX_AUTHOR = 200
+MAX_LINK = 2000  # characters; a longer "link" is no article address (and would not fit an index)
+MAX_GUID = 500  # characters; a longer GUID is replaced by its hash (it must fit a unique index)
 
 # feedparser asks xml.sax for the libxml2 driver first. It is not installed, and a failed import
 # is not cached: every parse searched sys.path for it again (a twentieth of the parse time).
@@ -39,10 +52,15 @@ def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     doc = feedparser.parse(
         body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )
-    entries = _distinct_guids([e for e in (_entry(raw, url) for raw in doc.entries) if e])
+    raw_entries = doc.entries[:MAX_ENTRIES]
+    entries = _distinct_guids([e for e in (_entry(raw, url) for raw in raw_entries) if e])
     is_feed = bool(doc.get("version")) or bool(entries)
     problem = _problem(doc, len(entries), is_feed, _looks_like_html(body))
-    return ParsedFeed(doc.feed.get("title"), entries, problem, is_feed)
+    if len(doc.entries) > MAX_ENTRIES:
+        read = f"the feed lists {len(doc.entries)} entries; only the first {MAX_ENTRIES} were read"
+        problem = f"{problem}; {read}" if problem else read
+    title = _clean(doc.feed.get("title"), MAX_TITLE) or None
+    return ParsedFeed(title, entries, problem, is_feed)
 
 
 def _problem(doc: feedparser.FeedParserDict, kept: int, is_feed: bool, html: bool) -> str | None:
@@ -68,20 +86,22 @@ def _first_line(exc: BaseException) -> str:
 
 def _entry(raw: feedparser.FeedParserDict, feed_url: str) -> FeedEntry | None:
     link = _absolute(raw.get("link") or "", feed_url)
-    title = _clean(raw.get("title"))
+    title = _clean(raw.get("title"), MAX_TITLE)
     content = _content(raw)
     if not (link or title or content):
         return None  # nothing to identify or show
     # Without a GUID the link identifies the entry; its canonical form, so a tracking parameter
     # that changes between builds of the feed does not make the entry look new.
     guid = _clean(raw.get("id")) or canonical_url(link or "") or _digest(title, content)
+    if len(guid) > MAX_GUID:
+        guid = f"sha256:{_digest(guid)}"
     published = _datetime(raw.get("published_parsed") or raw.get("updated_parsed"))
     entry_hash = _digest(title, link or "", content, raw.get("updated") or "")
     return FeedEntry(
         guid=guid,
         link=link,
         title=title,
-        author=_clean(raw.get("author")) or None,
+        author=_clean(raw.get("author"), MAX_AUTHOR) or None,
         published=published,
         content=content,
         entry_hash=entry_hash,
@@ -110,7 +130,7 @@ def _absolute(link: str, base: str) -> str | None:
     """The entry's link made absolute, otherwise as the feed gave it (the page is fetched at
     exactly this address: some sites need their own parameters)."""
     link = link.strip()
-    if not link:
+    if not link or len(link) > MAX_LINK:
         return None
     try:
         absolute = urljoin(base, link)
@@ -137,13 +157,14 @@ def _datetime(parsed: time.struct_time | None) -> datetime | None:
         return None
 
 
-def _clean(value: str | None) -> str:
-    """Plain one-line text: feeds put markup and character references in CDATA titles, and a
-    NUL (which PostgreSQL refuses in text) now and then."""
+def _clean(value: str | None, limit: int | None = None) -> str:
+    """Plain one-line text, cut to `limit` characters with "…": feeds put markup and character
+    references in CDATA titles, and control characters (a NUL, a terminal escape) now and then."""
     text = value or ""
     if "<" in text or "&" in text:
         text = html.unescape(_TAG.sub(" ", text))
-    return " ".join(text.replace("\x00", "").split())
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return cut(text, limit) if limit is not None else text
 
 
 def _digest(*parts: str) -> str:
