@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 import feedparser.api
 
-from monitor.canonical import canonical_url
+from monitor.canonical import MAX_URL_BYTES, canonical_url
 from monitor.domain import MAX_TITLE, FeedEntry, ParsedFeed, cut
 
 # Problems feedparser reports that lose nothing: a feed served as text/plain, or an encoding
@@ -33,8 +33,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # 5 MB headline. Real feeds list tens of entries, and headlines run to a few hundred characters.
 MAX_ENTRIES = 1000  # entries read from one document, in document order (newest first, usually)
 MAX_AUTHOR = 200
-MAX_LINK = 2000  # characters; a longer "link" is no article address (and would not fit an index)
-MAX_GUID = 500  # characters; a longer GUID is replaced by its hash (it must fit a unique index)
+MAX_LINK = MAX_URL_BYTES  # UTF-8 bytes; a longer "link" is no article address
+MAX_GUID = 500  # characters (2,000 bytes at most); a longer GUID is replaced by its hash, as it
+# must fit a unique index (PostgreSQL's B-tree takes about 2,700 bytes)
 
 # feedparser asks xml.sax for the libxml2 driver first. It is not installed, and a failed import
 # is not cached: every parse searched sys.path for it again (a twentieth of the parse time).
@@ -93,12 +94,10 @@ def _entry(raw: feedparser.FeedParserDict, feed_url: str) -> FeedEntry | None:
     # Without a GUID the link identifies the entry; its canonical form, so a tracking parameter
     # that changes between builds of the feed does not make the entry look new.
     guid = _clean(raw.get("id")) or canonical_url(link or "") or _digest(title, content)
-    if len(guid) > MAX_GUID:
-        guid = f"sha256:{_digest(guid)}"
     published = _datetime(raw.get("published_parsed") or raw.get("updated_parsed"))
     entry_hash = _digest(title, link or "", content, raw.get("updated") or "")
     return FeedEntry(
-        guid=guid,
+        guid=_bounded(guid),
         link=link,
         title=title,
         author=_clean(raw.get("author"), MAX_AUTHOR) or None,
@@ -119,18 +118,25 @@ def _distinct_guids(entries: list[FeedEntry]) -> tuple[FeedEntry, ...]:
         if listed[entry.guid] > 1:  # canonical forms cost: only where a GUID repeats
             links.setdefault(entry.guid, set()).add(canonical_url(entry.link or ""))
     return tuple(
-        replace(entry, guid=f"{entry.guid} {canonical_url(entry.link or '') or entry.entry_hash}")
+        replace(
+            entry,
+            guid=_bounded(f"{entry.guid} {canonical_url(entry.link or '') or entry.entry_hash}"),
+        )
         if len(links.get(entry.guid, ())) > 1
         else entry
         for entry in entries
     )
 
 
+def _bounded(guid: str) -> str:
+    return guid if len(guid) <= MAX_GUID else f"sha256:{_digest(guid)}"
+
+
 def _absolute(link: str, base: str) -> str | None:
     """The entry's link made absolute, otherwise as the feed gave it (the page is fetched at
     exactly this address: some sites need their own parameters)."""
     link = link.strip()
-    if not link or len(link) > MAX_LINK:
+    if not link or len(link.encode()) > MAX_LINK:
         return None
     try:
         absolute = urljoin(base, link)

@@ -106,6 +106,11 @@ def _check_deep_page(store: Store, server: LoopbackServer, health: FeedHealth) -
     assert article.text_source == "feed" and "Kyiv" in article.text
 
 
+def _check_long_canonical(store: Store, server: LoopbackServer, health: FeedHealth) -> None:
+    (article,) = [a for a in store.articles() if a.title == "Long canonical"]
+    assert article.canonical_url == server.url("/canon.html") and article.text_source == "page"
+
+
 def _check_long_ids(store: Store, server: LoopbackServer, health: FeedHealth) -> None:
     assert sorted(_titles(store)) == ["Long GUID", "Long link"]
 
@@ -163,6 +168,11 @@ ATTACKS = [
         _check_deep_page,
     ),
     Attack(
+        "a page whose rel=canonical is 100 kB long",
+        lambda s: _rss(_item("Long canonical", link=s.url("/canon.html"))),
+        _check_long_canonical,
+    ),
+    Attack(
         "a 100 kB GUID and a 100 kB link",
         lambda s: _rss(
             _item("Long GUID", guid="g" * 100_000)
@@ -192,6 +202,10 @@ def test_a_hostile_feed_ends_clean_on_its_own_feed_and_the_other_feed_carries_on
         )
         deep = "<div>" * 100_000 + "<p>Nothing here.</p>" + "</div>" * 100_000
         server.routes["/deep.html"] = Route(body=f"<html><body>{deep}</body></html>".encode())
+        long_canonical = server.url("/" + "c" * 100_000)
+        server.routes["/canon.html"] = Route(
+            body=page("Long canonical", corpus_paragraphs("003"), canonical=long_canonical)
+        )
         server.routes["/bad.xml"] = Route(body=attack.body(server))
         store.sync_feeds(
             [feed_spec("good", server.url("/good.xml")), feed_spec("bad", server.url("/bad.xml"))],
