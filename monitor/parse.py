@@ -24,6 +24,7 @@ _HARMLESS = (feedparser.NonXMLContentType,)
 # `[^<>]`, not `[^>]`: with the latter a title of 100,000 '<' and no '>' costs 5·10⁹ steps (each
 # '<' scans to the end); stopping at the next '<' keeps the scan linear.
 _TAG = re.compile(r"<[^<>]*>")
+_XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*>")
 # C0 and C1 controls and DEL: terminal escapes, NULs (which PostgreSQL refuses in text) and the
 # like are not part of a headline; they become spaces and are then collapsed.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -50,18 +51,34 @@ def parse(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
     # and an xml:base in the document still applies. Links inside the content are not resolved
     # either: the text extracted from it has no links.
     headers = {"content-type": content_type} if content_type else {}
-    doc = feedparser.parse(
-        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
-    )
+    notes = []
+    try:
+        doc = _feedparser(body, headers)
+    except Exception as err:  # found by fuzzing: encoding="\x00utf-8" raises from feedparser
+        notes.append(f"unreadable XML declaration ({type(err).__name__}), read without it")
+        try:
+            doc = _feedparser(_XML_DECLARATION.sub(b"", body, count=1), headers)
+        except Exception as again:
+            unreadable = f"not an RSS/Atom feed: unreadable ({type(again).__name__}: {again})"
+            return ParsedFeed(None, (), unreadable, is_feed=False)
     raw_entries = doc.entries[:MAX_ENTRIES]
     entries = _distinct_guids([e for e in (_entry(raw, url) for raw in raw_entries) if e])
     is_feed = bool(doc.get("version")) or bool(entries)
     problem = _problem(doc, len(entries), is_feed, _looks_like_html(body))
     if len(doc.entries) > MAX_ENTRIES:
-        read = f"the feed lists {len(doc.entries)} entries; only the first {MAX_ENTRIES} were read"
-        problem = f"{problem}; {read}" if problem else read
+        notes.append(
+            f"the feed lists {len(doc.entries)} entries; only the first {MAX_ENTRIES} were read"
+        )
+    if is_feed and notes:
+        problem = "; ".join([problem, *notes] if problem else notes)
     title = _clean(doc.feed.get("title"), MAX_TITLE) or None
     return ParsedFeed(title, entries, problem, is_feed)
+
+
+def _feedparser(body: bytes, headers: dict[str, str]) -> feedparser.FeedParserDict:
+    return feedparser.parse(
+        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    )
 
 
 def _problem(doc: feedparser.FeedParserDict, kept: int, is_feed: bool, html: bool) -> str | None:
