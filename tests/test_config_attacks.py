@@ -36,6 +36,10 @@ ATTACKS: dict[str, tuple[Callable[[str], str], str]] = {
         lambda shipped: "x: " + "[" * 3000 + "]" * 3000 + "\n",
         "1:54: (yaml): brackets nested more than 50 deep",
     ),
+    "block lists nested 2,000 deep": (
+        lambda shipped: "x:\n" + "- " * 2000 + "v\n",
+        "1:1: (yaml): nested too deeply (hundreds of levels of lists or mappings)",
+    ),
     "a 3 MB file": (
         lambda shipped: shipped + "# " + "x" * 3_000_000 + "\n",
         f"1:1: (file): file is {{size:,}} bytes, larger than the {MAX_BYTES:,} a config file",
