@@ -18,6 +18,7 @@ def utcnow() -> datetime:
 # A headline longer than this is not a headline (the hostile-input issue: a 5 MB <title>); the
 # parse and extract stages cut titles to it, so no stage after them handles a huge one.
 MAX_TITLE = 500
+MAX_AUTHOR = 200
 
 
 def cut(text: str, limit: int) -> str:

@@ -45,7 +45,7 @@ from trafilatura.utils import load_html
 
 from monitor import boilerplate
 from monitor.canonical import canonical_url
-from monitor.domain import MAX_TITLE, Extracted, FeedEntry, cut
+from monitor.domain import MAX_AUTHOR, MAX_TITLE, Extracted, FeedEntry, cut
 
 _PRUNE = ["//figure[count(.//p) < 3]", "//figcaption"]
 _BLOCKS = frozenset(
@@ -180,7 +180,7 @@ def _metadata(tree: HtmlElement, page: _Page, entry: FeedEntry | None) -> None:
         author = _meta_author(tree) or (meta.author if " " in (meta.author or "") else None)
         if not author and not (entry and entry.author):
             author = extract_author(tree)
-        page.author = _squash(author or "") or None
+        page.author = cut(_squash(author or ""), MAX_AUTHOR) or None
         if not page.published and not (entry and entry.published):
             page.published = _day(find_date(tree, extensive_search=False, original_date=True))
     except Exception:

@@ -16,7 +16,7 @@ import feedparser
 import feedparser.api
 
 from monitor.canonical import MAX_URL_BYTES, canonical_url
-from monitor.domain import MAX_TITLE, FeedEntry, ParsedFeed, cut
+from monitor.domain import MAX_AUTHOR, MAX_TITLE, FeedEntry, ParsedFeed, cut
 
 # Problems feedparser reports that lose nothing: a feed served as text/plain, or an encoding
 # declaration that disagrees with the HTTP header when the bytes decode fine either way.
@@ -33,7 +33,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # stage caps a document at polling.max_bytes (5 MB), which still holds 100,000 tiny entries or a
 # 5 MB headline. Real feeds list tens of entries, and headlines run to a few hundred characters.
 MAX_ENTRIES = 1000  # entries read from one document, in document order (newest first, usually)
-MAX_AUTHOR = 200
 MAX_LINK = MAX_URL_BYTES  # UTF-8 bytes; a longer "link" is no article address
 MAX_GUID = 500  # characters (2,000 bytes at most); a longer GUID is replaced by its hash, as it
 # must fit a unique index (PostgreSQL's B-tree takes about 2,700 bytes)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from monitor.demo.server import LoopbackServer, Route
-from monitor.domain import MAX_TITLE
+from monitor.domain import MAX_AUTHOR, MAX_TITLE
 from monitor.parse import MAX_ENTRIES
 from monitor.pipeline import poll_cycle
 from monitor.store import FeedHealth, Store
@@ -111,6 +111,13 @@ def _check_long_canonical(store: Store, server: LoopbackServer, health: FeedHeal
     assert article.canonical_url == server.url("/canon.html") and article.text_source == "page"
 
 
+def _check_huge_page_title(store: Store, server: LoopbackServer, health: FeedHealth) -> None:
+    (article,) = [a for a in store.articles() if a.title.startswith("P")]
+    assert len(article.title) == MAX_TITLE and article.title.endswith("…")
+    assert article.author is not None and len(article.author) == MAX_AUTHOR
+    assert article.text_source == "page" and "Kyiv" in article.text
+
+
 def _check_long_ids(store: Store, server: LoopbackServer, health: FeedHealth) -> None:
     assert sorted(_titles(store)) == ["Long GUID", "Long link"]
 
@@ -173,6 +180,11 @@ ATTACKS = [
         _check_long_canonical,
     ),
     Attack(
+        "a page with a 1.5 MB <title> and a 500 kB author",
+        lambda s: _rss(_item("Huge page title", link=s.url("/huge.html"))),
+        _check_huge_page_title,
+    ),
+    Attack(
         "a 100 kB GUID and a 100 kB link",
         lambda s: _rss(
             _item("Long GUID", guid="g" * 100_000)
@@ -206,6 +218,10 @@ def test_a_hostile_feed_ends_clean_on_its_own_feed_and_the_other_feed_carries_on
         server.routes["/canon.html"] = Route(
             body=page("Long canonical", corpus_paragraphs("003"), canonical=long_canonical)
         )
+        huge = page("P" * 1_500_000, corpus_paragraphs("000")).replace(
+            b"<head>", b'<head><meta name="author" content="' + b"A " * 250_000 + b'">'
+        )
+        server.routes["/huge.html"] = Route(body=huge)
         server.routes["/bad.xml"] = Route(body=attack.body(server))
         store.sync_feeds(
             [feed_spec("good", server.url("/good.xml")), feed_spec("bad", server.url("/bad.xml"))],

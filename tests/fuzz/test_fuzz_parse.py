@@ -11,8 +11,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from monitor.canonical import MAX_URL_BYTES, canonical_url
-from monitor.domain import MAX_TITLE, ParsedFeed
-from monitor.parse import MAX_AUTHOR, MAX_ENTRIES, MAX_GUID, parse
+from monitor.domain import MAX_AUTHOR, MAX_TITLE, ParsedFeed
+from monitor.parse import MAX_ENTRIES, MAX_GUID, parse
 from tests.fuzz.strategies import hostile_text
 from tests.support import Item, corpus_paragraphs, rss
 
