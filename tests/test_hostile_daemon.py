@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from monitor.demo.server import LoopbackServer, Route
 from monitor.store import Store
 from tests.support import Item, page, rss
@@ -15,6 +17,15 @@ from tests.test_hostile_feeds import _LAUGHS, _item, _rss
 HOSTILE_TITLE = "Kyiv <!channel> <script>alert(1)</script> [x](javascript:alert(1)) \r\nBcc: x@evil"
 
 
+def stored_titles(db: Path) -> set[str]:
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        return {a.title for a in store.articles(limit=2000)}
+    finally:
+        store.close()
+
+
+@pytest.mark.timeout(600)
 def test_the_daemon_survives_hostile_feeds_and_delivers_a_hostile_headline_inert(
     tmp_path: Path,
 ) -> None:
@@ -39,18 +50,23 @@ def test_the_daemon_survives_hostile_feeds_and_delivers_a_hostile_headline_inert
         )
         proc = start(config)
         try:
-            wait_for(lambda: all(server.count(f"/{n}.xml") >= 1 for n in feeds), timeout=60)
+            # generous waits: the machine running the tests may be busy (100,000 entries
+            # take a worker ~15 s to parse at a load of 5)
+            wait_for(lambda: all(server.count(f"/{n}.xml") >= 1 for n in feeds), timeout=150)
+            wait_for(lambda: "first" in stored_titles(db), timeout=150)
             # the first poll is backlog and never alerts: the hostile story comes after it
             server.routes["/second.html"] = Route(
                 body=page(HOSTILE_TITLE, [STORY.format(day="Tuesday")] * 2)
             )
             second = Item("second", HOSTILE_TITLE, server.url("/second.html"))
             server.routes["/good.xml"] = Route(body=rss([second, first]))
-            wait_for(lambda: server.count("/hook") >= 1, timeout=90)
-            wait_for(lambda: all(server.count(f"/{n}.xml") >= 2 for n in feeds), timeout=90)
+            wait_for(lambda: server.count("/hook") >= 1, timeout=150)
+            wait_for(lambda: all(server.count(f"/{n}.xml") >= 2 for n in feeds), timeout=150)
             assert proc.poll() is None  # still running after every hostile feed, twice
-        finally:
-            code, err = stop(proc)
+        except AssertionError as error:
+            _, err = stop(proc)
+            raise AssertionError(f"{error}; the daemon said:\n{err}") from None
+        code, err = stop(proc)
         hook = [h for h in server.hits if h.path == "/hook"]
     assert code == 0, err
     assert len(hook) == 1, [h.body for h in hook]

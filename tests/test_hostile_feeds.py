@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from html import escape
 
 import pytest
 
@@ -118,6 +119,12 @@ def _check_huge_page_title(store: Store, server: LoopbackServer, health: FeedHea
     assert article.text_source == "page" and "Kyiv" in article.text
 
 
+def _check_deep_content(store: Store, server: LoopbackServer, health: FeedHealth) -> None:
+    # lxml stops at libxml2's depth limit (about 255): no text, but the entry is kept
+    (article,) = [a for a in store.articles() if a.title == "Deep content"]
+    assert article.text == ""
+
+
 def _check_long_ids(store: Store, server: LoopbackServer, health: FeedHealth) -> None:
     assert sorted(_titles(store)) == ["Long GUID", "Long link"]
 
@@ -178,6 +185,13 @@ ATTACKS = [
         "a page whose rel=canonical is 100 kB long",
         lambda s: _rss(_item("Long canonical", link=s.url("/canon.html"))),
         _check_long_canonical,
+    ),
+    Attack(
+        "feed content of 100,000 nested elements",
+        lambda s: _rss(
+            _item("Deep content", text=escape("<div>" * 100_000 + STORY + "</div>" * 100_000))
+        ),
+        _check_deep_content,
     ),
     Attack(
         "a page with a 1.5 MB <title> and a 500 kB author",
