@@ -30,10 +30,11 @@ def canonical_url(url: str, base: str | None = None) -> str | None:
         parts = urlsplit(absolute)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return None
-        if _NOT_IN_HOST.search(parts.netloc):
-            return None
         parts = urlsplit(courlan.normalize_url(absolute, strict=False))
     except ValueError:
+        return None
+    # after courlan: it unescapes HTML entities, so "example.com&lt;" becomes "example.com<"
+    if not parts.hostname or _NOT_IN_HOST.search(parts.netloc):
         return None
     result = urlunsplit((parts.scheme, parts.netloc.lower(), parts.path or "/", parts.query, ""))
     return result if len(result.encode()) <= MAX_URL_BYTES else None
