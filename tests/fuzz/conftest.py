@@ -25,7 +25,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "long",
-    max_examples=5_000,  # about a quarter of an hour for the whole set on two cores
+    max_examples=5_000,  # 1-5 minutes a test, the render tests longer
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
