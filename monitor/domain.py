@@ -15,6 +15,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# A headline longer than this is not a headline (the hostile-input issue: a 5 MB <title>); the
+# parse and extract stages cut titles to it, so no stage after them handles a huge one.
+MAX_TITLE = 500
+MAX_AUTHOR = 200
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` if it has at most `limit` characters, else its first `limit - 1` and "…"."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 @dataclass(frozen=True)
 class Conditional:
     """Validators from the previous successful fetch, sent back for a conditional GET."""

@@ -45,7 +45,7 @@ from trafilatura.utils import load_html
 
 from monitor import boilerplate
 from monitor.canonical import canonical_url
-from monitor.domain import Extracted, FeedEntry
+from monitor.domain import MAX_AUTHOR, MAX_TITLE, Extracted, FeedEntry, cut
 
 _PRUNE = ["//figure[count(.//p) < 3]", "//figcaption"]
 _BLOCKS = frozenset(
@@ -175,12 +175,12 @@ def _metadata(tree: HtmlElement, page: _Page, entry: FeedEntry | None) -> None:
     """
     try:  # trafilatura's parts on untrusted input: a failure leaves the field to the feed
         meta = extract_meta_json(tree, examine_meta(tree))
-        page.title = _squash(meta.title or extract_title(tree) or "") or None
+        page.title = cut(_squash(meta.title or extract_title(tree) or ""), MAX_TITLE) or None
         # trafilatura splits "RFE/RL" into "RFE; RL": the page's own author meta wins
         author = _meta_author(tree) or (meta.author if " " in (meta.author or "") else None)
         if not author and not (entry and entry.author):
             author = extract_author(tree)
-        page.author = _squash(author or "") or None
+        page.author = cut(_squash(author or ""), MAX_AUTHOR) or None
         if not page.published and not (entry and entry.published):
             page.published = _day(find_date(tree, extensive_search=False, original_date=True))
     except Exception:

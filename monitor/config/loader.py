@@ -21,6 +21,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from monitor.config.bounds import (
+    expansion_problem,
+    loaded_children,
+    nesting_problem,
+    size_problem,
+)
 from monitor.config.errors import (
     _EXPECTED,
     FILE_PATH,
@@ -49,6 +55,9 @@ def load_yaml_model(path: Path, model: type[M], *, env: Mapping[str, str] | None
     `config_problems()` method yielding `Problem`s, those are reported too. Raises ConfigError with
     every issue found, positioned at the offending key or value."""
     file = str(path)
+    too_large = size_problem(path)
+    if too_large:
+        raise ConfigError([ConfigIssue(file, 1, 1, FILE_PATH, too_large)])
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -61,6 +70,10 @@ def load_yaml_model(path: Path, model: type[M], *, env: Mapping[str, str] | None
         message = f"cannot read: {error.strerror or error}"
         raise ConfigError([ConfigIssue(file, 1, 1, FILE_PATH, message)]) from None
 
+    nesting = nesting_problem(text)
+    if nesting:
+        message, line, column = nesting
+        raise ConfigError([ConfigIssue(file, line, column, YAML_PATH, message)])
     try:
         root = YAML(typ="rt").load(text)
     except MarkedYAMLError as error:
@@ -69,6 +82,14 @@ def load_yaml_model(path: Path, model: type[M], *, env: Mapping[str, str] | None
         raise ConfigError(
             [ConfigIssue(file, 1, 1, YAML_PATH, f"not valid YAML: {error}")]
         ) from None
+    except RecursionError:  # ruamel composes nested collections recursively
+        message = "nested too deeply (hundreds of levels of lists or mappings)"
+        raise ConfigError([ConfigIssue(file, 1, 1, YAML_PATH, message)]) from None
+    expansion = expansion_problem(root, loaded_children)
+    if expansion:
+        message, node = expansion
+        line, column = _node_position(node)
+        raise ConfigError([ConfigIssue(file, line, column, YAML_PATH, message)])
 
     doc = _Document(file, os.environ if env is None else env)
     data = doc.convert(root)
@@ -88,6 +109,12 @@ def load_yaml_model(path: Path, model: type[M], *, env: Mapping[str, str] | None
     if doc.issues or result is None:
         raise ConfigError(sorted(doc.issues, key=lambda issue: (issue.line, issue.column)))
     return result
+
+
+def _node_position(node: object) -> tuple[int, int]:
+    """1-based line and column of a loaded mapping or list (1, 1 when ruamel kept none)."""
+    lc = getattr(node, "lc", None)
+    return (lc.line + 1, lc.col + 1) if lc is not None and lc.line is not None else (1, 1)
 
 
 def _yaml_issue(file: str, error: MarkedYAMLError) -> ConfigIssue:

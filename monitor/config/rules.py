@@ -31,6 +31,12 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.nodes import Node as YamlNode
 
+from monitor.config.bounds import (
+    composed_children,
+    expansion_problem,
+    nesting_problem,
+    size_problem,
+)
 from monitor.config.channels import ChannelConfig
 from monitor.config.errors import (
     YAML_PATH,
@@ -474,10 +480,16 @@ class _Source:
     def read(cls, path: Path, env: Mapping[str, str]) -> _Source:
         """The positions in `path`; none if it cannot be read or parsed (the loader says why)."""
         source = cls(str(path))
+        if size_problem(path):
+            return source
         try:
             text = path.read_text(encoding="utf-8")
+            if nesting_problem(text):
+                return source
             root = YAML(typ="rt").compose(text)
-        except (OSError, UnicodeDecodeError, YAMLError, ValueError, TypeError):
+        except (OSError, UnicodeDecodeError, YAMLError, ValueError, TypeError, RecursionError):
+            return source
+        if expansion_problem(root, composed_children):  # walking it would never end
             return source
         values = {env[name] for name in _ENV_NAME_RE.findall(text) if len(env.get(name, "")) >= 3}
         source.secrets = tuple(sorted(values, key=len, reverse=True))

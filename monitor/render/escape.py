@@ -106,6 +106,9 @@ MAX_URL = 2000  # longer is not an article link; it also keeps a link inside one
 # minus the ones some output syntax reads as markup: ( ) end a Markdown link, | and > end a
 # Slack link, < " ` \ { } ^ and space are not allowed in a URI at all.
 _URL_SAFE = "/?#[]@!$&'*+,;=%:~-._"
+# The host as the IDNA codec leaves it (it checks little: "evil|<!channel>" passes), then a port:
+# a DNS name or an IPv6 literal, nothing any output syntax could read.
+_NETLOC = re.compile(r"(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 
 
 def safe_url(url: str) -> str | None:
@@ -126,6 +129,8 @@ def safe_url(url: str) -> str | None:
     try:
         netloc = parts.netloc.encode("idna").decode("ascii")
     except UnicodeError:
+        return None
+    if not _NETLOC.fullmatch(netloc):  # found by fuzzing: "http://evil|<!channel>/" passed
         return None
     rest = url[len(parts.scheme) + 3 + len(parts.netloc) :]
     return f"{parts.scheme.lower()}://{netloc}{quote(rest, safe=_URL_SAFE)}"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -991,7 +992,7 @@ _FINISH = update(feeds).where(
 
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private_file(Path(url.removeprefix("sqlite:///")).expanduser())
     # The pipeline runs store calls on a thread of their own while commands run them on the
     # main thread; each connection is used by one thread at a time (the pool hands it out).
     sqlite = url.startswith("sqlite")
@@ -1001,6 +1002,17 @@ def _engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """Creates the SQLite file (and its folder) readable by its owner only, if it is missing.
+
+    The store holds every article, match and outbox message, and the outbox holds rendered
+    messages; SQLite gives its -wal and -shm files the database file's permissions. A file
+    that exists already keeps the permissions its owner chose."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def is_transient(err: DBAPIError) -> bool:
