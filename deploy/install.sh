@@ -65,15 +65,16 @@ for example in "$src"/config/*.yaml; do
     fi
 done
 if [ ! -e "$etc/monitor.env" ]; then
-    # Secrets for ${VAR} in the YAML files; readable by root and the service only.
-    install -m 0640 -g "$group" /dev/null "$etc/monitor.env"
+    # Secrets for ${VAR} in the YAML files. Owner-only: systemd reads an EnvironmentFile= as
+    # root before it starts the service, so the service user never needs to read it.
+    install -m 0600 /dev/null "$etc/monitor.env"
     cat >"$etc/monitor.env" <<'EOF'
 # Environment of the monitor service (systemd EnvironmentFile=): secrets used in the YAML files
 # as ${NAME}, e.g. database: postgresql+psycopg://monitor:${DB_PASSWORD}@127.0.0.1/monitor
 #DB_PASSWORD=
 #SLACK_WEBHOOK=
 EOF
-    echo "   monitor.env: created (mode 0640) for secrets"
+    echo "   monitor.env: created (mode 0600, root only) for secrets"
 fi
 
 echo "== units: $units"

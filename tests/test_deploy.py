@@ -44,6 +44,7 @@ def test_install_keeps_edited_config_enables_the_unit_and_uninstall_keeps_the_da
     assert sorted(p.name for p in etc.glob("*.yaml")) == shipped
     assert oct((etc / "feeds.yaml").stat().st_mode & 0o777) == "0o640"
     assert (etc / "monitor.env").exists()
+    assert (etc / "monitor.env").stat().st_mode & 0o777 == 0o600  # secrets: owner only
     assert (root / "opt/monitor/.venv/bin/monitor").exists()
     units = root / "etc/systemd/system"
     assert (units / "monitor.service").read_text() == (ROOT_DIR / "monitor.service").read_text()
