@@ -1,7 +1,8 @@
 """Run every benchmark (each in its own process) and rewrite docs/benchmarks.md.
 
     .venv/bin/python -m tests.benchmarks                 # all of them
-    .venv/bin/python -m tests.benchmarks extraction      # a subset (the doc then lists only it)
+    .venv/bin/python -m tests.benchmarks extraction      # a subset: its rows and method are
+                                                         # replaced, the others' kept (and dated)
     .venv/bin/python -m tests.benchmarks --quick         # smaller runs, for trying it out
 
 Each benchmark is also a script of its own: python -m tests.benchmarks.<name>.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -110,7 +112,35 @@ def _load() -> str:
         return "?"
 
 
-def render(results: list[dict], command: str, started_load: str, seconds: float) -> str:
+def _earlier(doc: str, titles: set[str]) -> tuple[list[str], list[str], str]:
+    """From an earlier docs/benchmarks.md: its table rows and method sections for benchmarks
+    other than `titles` (those not run now), and when and on what code they were measured."""
+    date = re.search(r"^- \*\*Date:\*\* (.+)$", doc, re.M)
+    code = re.search(r"^- \*\*Code:\*\* (.+)$", doc, re.M)
+    when = f"{date.group(1) if date else '?'}, code {code.group(1) if code else '?'}"
+    rows = [
+        line
+        for line in doc.splitlines()
+        if line.startswith("| ")
+        and not line.startswith("| benchmark |")
+        and line.split(" | ")[0][2:] not in titles
+    ]
+    method = doc.split("\n## Method\n", 1)[1] if "\n## Method\n" in doc else ""
+    sections = [
+        "### " + part.rstrip() + "\n"
+        for part in method.split("\n### ")[1:]
+        if part.split("\n", 1)[0].strip() not in titles
+    ]
+    return rows, sections, when
+
+
+def render(
+    results: list[dict],
+    command: str,
+    started_load: str,
+    seconds: float,
+    earlier: tuple[list[str], list[str], str] | None = None,
+) -> str:
     m = machine()
     lines = [
         "# Benchmarks",
@@ -124,6 +154,13 @@ def render(results: list[dict], command: str, started_load: str, seconds: float)
         f"- **Code:** {_git()}",
         f"- **Load average when it started:** {started_load} (a busy machine slows every "
         "figure; the ratios, measured within one run, are the reliable part)",
+    ]
+    if earlier and earlier[0]:
+        lines.append(
+            f"- **Not re-run:** the rows of {', '.join(sorted(_titles(earlier[0])))} are from "
+            f"the earlier run of {earlier[2]}"
+        )
+    lines += [
         "",
         "## Figures against targets",
         "",
@@ -137,6 +174,8 @@ def render(results: list[dict], command: str, started_load: str, seconds: float)
             lines.append(
                 f"| {r['title']} | {row['figure']} | {value} | {row['target'] or ''} | {met} |"
             )
+    if earlier:
+        lines += earlier[0]
     lines += ["", "## Method", ""]
     for r in results:
         lines += [
@@ -147,7 +186,14 @@ def render(results: list[dict], command: str, started_load: str, seconds: float)
             METHOD.get(r["name"], ""),
         ]
         lines += [""] + [f"- {note}" for note in r["notes"]] + [""]
+    if earlier:
+        for section in earlier[1]:
+            lines += [section.rstrip(), f"- (measured in the earlier run of {earlier[2]})", ""]
     return "\n".join(lines)
+
+
+def _titles(rows: list[str]) -> set[str]:
+    return {row.split(" | ")[0][2:] for row in rows}
 
 
 def main() -> None:
@@ -167,8 +213,11 @@ def main() -> None:
     command = " ".join(
         [".venv/bin/python -m tests.benchmarks", *args.names, *(["--quick"] if args.quick else [])]
     )
+    earlier = None
+    if args.names and DOC.exists():  # a subset: keep what the others measured last time
+        earlier = _earlier(DOC.read_text(), {r["title"] for r in results})
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(render(results, command, load, time.monotonic() - started))
+    DOC.write_text(render(results, command, load, time.monotonic() - started, earlier))
     print(f"wrote {DOC.relative_to(ROOT)}")
     if len(results) < len(names):
         sys.exit(1)
