@@ -99,7 +99,7 @@ def test_a_daily_digest_across_a_dst_change_goes_out_once_a_day_with_every_story
     clock.now = start
     channel = ChannelSpec("desk", "console://", "text", timezone=NEW_YORK)
     desk = Desk(store, clock, rules_with(Delivery(("desk",), digest=cron), channel))
-    _run(desk, clock, start + timedelta(days=4), timedelta(minutes=10), story_every=9)
+    _run(desk, clock, start + timedelta(days=4), timedelta(minutes=30), story_every=3)
     per_day = _digests_per_local_day(desk, NEW_YORK)
     assert sorted(per_day.values()) == [1, 1, 1, 1] and len(per_day) == 4
     sent = _stories_sent(desk)
