@@ -113,14 +113,16 @@ class Report:
 
 
 def story_text(n: int, rng: random.Random) -> list[str]:
-    """A lead that triggers the watches, then paragraphs of words no other story shares (so no
-    two stories are near-duplicates or one event)."""
-    lead = TRIGGERS[list(TRIGGERS)[n % len(TRIGGERS)]] + f" This is report number {n}."
+    """Paragraphs of words no other story shares, the second led by a sentence that triggers
+    the watches (so no two stories are near-duplicates or one event: story grouping compares
+    leads, and the first paragraph is the lead)."""
+    trigger = TRIGGERS[list(TRIGGERS)[n % len(TRIGGERS)]] + f" This is report number {n}."
 
     def word() -> str:
         return "".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 9)))
 
-    return [lead] + [" ".join(word() for _ in range(45)) + "." for _ in range(3)]
+    paragraphs = [" ".join(word() for _ in range(45)) + "." for _ in range(3)]
+    return [paragraphs[0], f"{trigger} {paragraphs[1]}", paragraphs[2]]
 
 
 def publish(server: LoopbackServer, stories: int, every: float, done: threading.Event) -> None:
