@@ -106,6 +106,12 @@ class Background:
             known = self._idf[term] = math.log((self.docs + 1) / (self.df.get(term, 0) + 0.5))
         return known
 
+    def norm(self, terms: Mapping[str, float]) -> float:
+        """The length of the TF-IDF vector of `terms` (a subclass may compute it faster: every
+        candidate story's is asked for each article)."""
+        idf = self.idf
+        return math.sqrt(sum((w * idf(t)) ** 2 for t, w in terms.items()))
+
 
 @dataclass(frozen=True)
 class Story:
@@ -224,7 +230,7 @@ def _cosine(
     if not a.norm or not s_terms:
         return 0.0, ()
     idf = background.idf
-    ns = math.sqrt(sum((w * idf(t)) ** 2 for t, w in s_terms.items()))
+    ns = background.norm(s_terms)
     if not ns:
         return 0.0, ()
     weights = a.weights

@@ -113,17 +113,16 @@ class Report:
 
 
 def story_text(n: int, rng: random.Random) -> list[str]:
-    """A lead that triggers the watches, then paragraphs of words no other story shares (so no
-    two stories are near-duplicates or one event)."""
+    """Paragraphs of words no other story shares, the second led by a sentence that triggers
+    the watches (so no two stories are near-duplicates or one event: story grouping compares
+    leads, and the first paragraph is the lead)."""
+    trigger = TRIGGERS[list(TRIGGERS)[n % len(TRIGGERS)]] + f" This is report number {n}."
 
-    def words(n: int) -> str:
-        return " ".join(
-            "".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 9))) for _ in range(n)
-        )
+    def word() -> str:
+        return "".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 9)))
 
-    # The lead too is mostly words of its own: stories are told apart by their leads.
-    lead = f"{TRIGGERS[list(TRIGGERS)[n % len(TRIGGERS)]]} Report {n}: {words(30)}."
-    return [lead] + [words(45) + "." for _ in range(3)]
+    paragraphs = [" ".join(word() for _ in range(45)) + "." for _ in range(3)]
+    return [paragraphs[0], f"{trigger} {paragraphs[1]}", paragraphs[2]]
 
 
 def publish(server: LoopbackServer, stories: int, every: float, done: threading.Event) -> None:
@@ -197,7 +196,9 @@ def run(folder: Path, kills: int, seed: int = 20220120) -> Report:
     return report
 
 
-def configure(folder: Path, server: LoopbackServer, smtp_port: int | None = None) -> Path:
+def configure(
+    folder: Path, server: LoopbackServer, smtp_port: int | None = None, stories: bool = True
+) -> Path:
     """A config for killing tests: one fast feed, short leases and retries, the WATCHES as
     immediate alerts to a webhook on `server` (and by email when there is an SMTP port)."""
     config = write_config(
@@ -210,9 +211,8 @@ def configure(folder: Path, server: LoopbackServer, smtp_port: int | None = None
     with (config / "monitor.yaml").open("a") as f:
         f.write("delivery:\n  group_interval: 1s\n  retry_base: 1s\n  retry_max: 2s\n")
         f.write("  lease: 2s\n")
-        # These tests count articles and alerts; the generated stories share their trigger
-        # sentence, which story grouping may take for one event. Each is its own story here.
-        f.write("dedupe:\n  stories: false\n")
+        if not stories:  # texts from one template would rightly be grouped as one event
+            f.write("dedupe:\n  stories: false\n")
     channels = [f"  hook:\n    url: json://127.0.0.1:{server.port}/hook\n    max_entries: 1000"]
     if smtp_port is not None:
         channels.append(

@@ -68,7 +68,9 @@ def test_sigkill_again_and_again_while_sending_loses_no_alert_and_tells_no_story
         server.routes["/feed.xml"] = Route(body=rss([]))
         # a webhook that takes a moment to answer: kills land during sends too
         server.routes["/hook"] = Route(body=b"{}", delay=0.3)
-        config = configure(tmp_path, server)  # each story its own (dedupe.stories: false)
+        # Every story here is one template ("... of story {n}"): grouped as one event, all but
+        # the first would be told as nothing new. Each is its own story in this test.
+        config = configure(tmp_path, server, stories=False)
         proc = start(config)
         wait_for(lambda: server.count("/feed.xml") >= 1)  # the first poll: backlog, no alert
         done = threading.Event()

@@ -114,59 +114,61 @@ def test_a_database_that_refuses_writes_is_reported_and_nothing_is_lost_once_it_
 ):
     rng = random.Random(3)
     disk = Disk(tmp_path / "disk", read_only)
-    db = disk.folder / "m.db"
-    with LoopbackServer() as server:
-        items: list[Item] = []
-
-        def publish(n: int) -> None:
-            # long pages, so the database outgrows the limit within a few articles
-            paragraphs = story_text(n, rng) + story_text(n + 1000, rng) * 20
-            server.routes[f"/story{n}.html"] = Route(
-                body=("<html><body>" + "".join(f"<p>{p}</p>" for p in paragraphs)).encode()
-                + b"</body></html>"
-            )
-            items.append(Item(f"s{n}", f"Report {n}", server.url(f"/story{n}.html")))
-            server.routes["/feed.xml"] = Route(body=rss(items))
-
-        server.routes["/feed.xml"] = Route(body=rss([]))
-        server.routes["/hook"] = Route(body=b"{}")
-        config = write_config(
-            tmp_path / "cfg", f"sqlite:///{db}", {"outlet": server.url("/feed.xml")}, interval="1s"
-        )
-        with (config / "monitor.yaml").open("a") as f:
-            f.write("delivery:\n  group_interval: 1s\n  retry_base: 1s\n  retry_max: 2s\n")
-            f.write("dedupe:\n  stories: false\n")  # counted as articles (see tests.chaos)
-        (config / "channels.yaml").write_text(
-            f"channels:\n  hook:\n    url: json://127.0.0.1:{server.port}/hook\n"
-            "    max_entries: 1000\n"
-        )
-        (config / "watches.yaml").write_text(
-            "watches:\n  troops:\n    query: troops OR lavrov\n    notify: [hook]\n"
-            "    group_wait: 0s\n"
-        )
-        log = tmp_path / "daemon.log"
-        with log.open("w") as log_file:
-            proc = start_without_sigxfsz(config, log_file)
-        try:
-            wait_for(lambda: server.count("/feed.xml") >= 1)  # the first poll: backlog only
-            for n in range(3):
-                publish(n)
-            wait_for(lambda: sorted(set(told(server))) == [0, 1, 2], timeout=60)
-
-            disk.fill(proc.pid)
-            for n in range(3, 12):
-                publish(n)
-            time.sleep(6)  # several polls and ticks against the refusing database
-            assert proc.poll() is None, "the daemon died of a full disk"
-
-            # Room again: everything arrives, once.
-            disk.free(proc.pid)
-            wait_for(lambda: sorted(set(told(server))) == list(range(12)), timeout=90)
-            time.sleep(2)
-        finally:
-            code, _ = stop(proc)
-            err = log.read_text()
     try:
+        db = disk.folder / "m.db"
+        with LoopbackServer() as server:
+            items: list[Item] = []
+
+            def publish(n: int) -> None:
+                # long pages, so the database outgrows the limit within a few articles
+                paragraphs = story_text(n, rng) + story_text(n + 1000, rng) * 20
+                server.routes[f"/story{n}.html"] = Route(
+                    body=("<html><body>" + "".join(f"<p>{p}</p>" for p in paragraphs)).encode()
+                    + b"</body></html>"
+                )
+                items.append(Item(f"s{n}", f"Report {n}", server.url(f"/story{n}.html")))
+                server.routes["/feed.xml"] = Route(body=rss(items))
+
+            server.routes["/feed.xml"] = Route(body=rss([]))
+            server.routes["/hook"] = Route(body=b"{}")
+            config = write_config(
+                tmp_path / "cfg",
+                f"sqlite:///{db}",
+                {"outlet": server.url("/feed.xml")},
+                interval="1s",
+            )
+            with (config / "monitor.yaml").open("a") as f:
+                f.write("delivery:\n  group_interval: 1s\n  retry_base: 1s\n  retry_max: 2s\n")
+            (config / "channels.yaml").write_text(
+                f"channels:\n  hook:\n    url: json://127.0.0.1:{server.port}/hook\n"
+                "    max_entries: 1000\n"
+            )
+            (config / "watches.yaml").write_text(
+                "watches:\n  troops:\n    query: troops OR lavrov\n    notify: [hook]\n"
+                "    group_wait: 0s\n"
+            )
+            log = tmp_path / "daemon.log"
+            with log.open("w") as log_file:
+                proc = start_without_sigxfsz(config, log_file)
+            try:
+                wait_for(lambda: server.count("/feed.xml") >= 1)  # the first poll: backlog only
+                for n in range(3):
+                    publish(n)
+                wait_for(lambda: sorted(set(told(server))) == [0, 1, 2], timeout=60)
+
+                disk.fill(proc.pid)
+                for n in range(3, 12):
+                    publish(n)
+                time.sleep(6)  # several polls and ticks against the refusing database
+                assert proc.poll() is None, "the daemon died of a full disk"
+
+                # Room again: everything arrives, once.
+                disk.free(proc.pid)
+                wait_for(lambda: sorted(set(told(server))) == list(range(12)), timeout=90)
+                time.sleep(2)
+            finally:
+                code, _ = stop(proc)
+                err = log.read_text()
         assert code == 0, err
         if not (disk.tmpfs or disk.read_only):
             error = "disk I/O error"  # what SQLite makes of EFBIG under a size limit
@@ -185,5 +187,5 @@ def test_a_database_that_refuses_writes_is_reported_and_nothing_is_lost_once_it_
         assert sorted(told(server)) == list(range(12))  # every alert once
         with sqlite3.connect(db) as c:
             assert c.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    finally:
+    finally:  # a mount left behind would break pytest's clean-up of old temp dirs
         disk.unmount()

@@ -7,7 +7,16 @@ from datetime import timedelta
 
 from monitor.fingerprint import DEFAULT
 from tests.neardup.cases import by_id, extended_texts, pairs, published, texts
-from tests.neardup.evaluate import TARGET_PRECISION, TARGET_RECALL, evaluate, judge, scores
+from tests.neardup.evaluate import (
+    STORY_TARGET_PRECISION,
+    STORY_TARGET_RECALL,
+    TARGET_PRECISION,
+    TARGET_RECALL,
+    evaluate,
+    judge,
+    scores,
+)
+from tests.neardup.in_store import pairwise, placed_in_store
 from tests.neardup.schemes import OnePermutation
 
 
@@ -76,3 +85,20 @@ def test_the_evaluation_counts_a_scheme_that_links_everything_as_imprecise():
     assert loose.precision < TARGET_PRECISION
     strict = scores(run, 0.9)
     assert strict.recall < TARGET_RECALL
+
+
+def test_story_grouping_as_ingest_does_it_meets_the_issue_targets(tmp_path):
+    """The store's code (copies as sources, the two candidates sharing most keys, bounded
+    terms and lead terms read back, the sketched frequencies), one transaction a text."""
+    placed = placed_in_store(f"sqlite:///{tmp_path / 'stories.db'}")
+    precision, recall = pairwise(placed)
+    assert precision >= STORY_TARGET_PRECISION
+    assert recall >= STORY_TARGET_RECALL
+
+
+def test_the_in_store_evaluation_counts_one_story_of_everything_as_imprecise():
+    """The scorer can fail: every text in one story, or each in its own."""
+    everything = {t.id: "1" for t in texts()}
+    assert pairwise(everything)[0] < STORY_TARGET_PRECISION
+    alone = {t.id: t.id for t in texts()}
+    assert pairwise(alone)[1] < STORY_TARGET_RECALL

@@ -3,10 +3,12 @@ the labelled set against the issue's targets."""
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from monitor import stories
+from monitor.clustering import Options, features
 from tests.neardup.cases import by_id, published
 from tests.neardup.evaluate import (
     STORY_TARGET_PRECISION,
@@ -223,3 +225,13 @@ def test_without_lead_terms_the_body_cosine_decides_as_before():
     assert "leads share" not in decision.explain()
     higher = stories.THRESHOLD * (body + 0.01) / stories.BODY_ONLY_THRESHOLD
     assert stories.assign(second, [bare], bg, threshold=higher).story is None
+
+
+def test_a_signature_keeps_its_lead_terms_across_the_extractor_pool():
+    """Features are pickled to and from the extractor processes: the lead terms must cross."""
+    text = by_id()["001/original"].text
+    found = features(text, published()["001/original"], Options(actors=actor_spellings()))
+    assert found.signature is not None and found.signature.lead_terms
+    back = pickle.loads(pickle.dumps(found))
+    assert back.signature is not None
+    assert back.signature.lead_terms == found.signature.lead_terms

@@ -132,6 +132,8 @@ def test_the_same_visit_told_by_two_outlets_is_one_story_and_says_why(outlets, s
     assert rferl.story_reason is not None and rferl.story_reason.startswith("new story")
     assert ap.story_reason is not None and f"joins story {rferl.id}" in ap.story_reason
     assert "Blinken" in ap.story_reason  # what they share, named
+    # placed in another transaction: the stored story's leads were read back and compared
+    assert "leads share:" in ap.story_reason
     assert [a.id for a in store.articles(story=rferl.id)] == [ap.id, rferl.id]
 
 

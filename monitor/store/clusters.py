@@ -41,12 +41,15 @@ from monitor.stories import WINDOW, Background, Signature, Story, assign
 
 MAX_CANDIDATES = 2  # open stories compared with an article: those sharing most of its keys
 STORY_TERMS = 100  # a story keeps its heaviest terms: what it is about, at a bounded cost
+# and its leads' heaviest terms: one lead has 10 to 30, a story's leads repeat the same names
+STORY_LEAD_TERMS = 50
 COMMON_KEY = 30  # a key more open stories than this share finds no candidates ("Russia")
 # A fresh store's few documents say little about which terms are rare: two articles about one
 # event would find each of their shared terms in every document seen, weigh them near zero and
-# stay apart (001 and 002 alone score 0.13). So the background also counts this many documents
-# that had none of the terms: idf is nearly flat at first and the real frequencies take over
-# as articles arrive.
+# stay apart (001 and 002 alone score 0.13). So the background counts at least this many
+# documents, those not seen yet having none of the terms: idf is nearly flat at first, and the
+# real frequencies alone count once there are as many. (Adding them for good kept "United
+# States" rare at 50 articles: a lead sharing only it passed the lead test.)
 PRIOR_DOCS = 20
 
 
@@ -205,6 +208,16 @@ class _Background(Background):
             return super().idf(term)
         return float(self._log_docs - log_df)
 
+    def norm(self, terms: Mapping[str, float]) -> float:
+        """One pass in a list and C's hypot, not a method call a term: most of placing's time
+        was this, a candidate story's 100 to 200 terms for each article (Stories.place looks
+        every candidate's terms up first, so the fallback is for other callers)."""
+        log_docs, log_df = self._log_docs, self._log_df
+        try:
+            return math.hypot(*[w * (log_docs - log_df[t]) for t, w in terms.items()])
+        except KeyError:
+            return super().norm(terms)
+
 
 @dataclass
 class _Held:
@@ -262,6 +275,7 @@ class Stories:
         missing = [i for i in found if i not in self.held]
         if missing:  # each story's JSON read once, however many of the keys it has
             columns = [s.id, s.first_at, s.last_at, s.articles, s.terms, s.labels, s.days]
+            columns.append(s.lead_terms)
             for row in c.execute(select(*columns, s["keys"]).where(one_of(c, s.id, missing))):
                 self.held[row.id] = _Held(_story(row), set(row._mapping["keys"]), row.articles)
 
@@ -294,9 +308,12 @@ class Stories:
                 candidates.append(story)
                 if len(candidates) == MAX_CANDIDATES:
                     break
-        for terms in [signature.terms, *(story.terms for story in candidates)]:
-            self._know(terms)
-        background = _Background(self.frequencies.docs + PRIOR_DOCS, self.df, self.log_df)
+        for story in candidates:  # the article's lead terms are among its terms
+            self._know(story.terms)
+            self._know(story.lead_terms)
+        self._know(signature.terms)
+        docs = max(self.frequencies.docs, PRIOR_DOCS)
+        background = _Background(docs, self.df, self.log_df)
         decision = assign(signature, candidates, background)
         if decision.story is None:
             story_id = article_id
@@ -371,10 +388,9 @@ class Stories:
 def _story(row: object) -> Story:
     """A stored story as monitor.stories compares it (its members' signatures are not kept)."""
     r: dict[str, object] = row._mapping  # type: ignore[attr-defined]
-    terms = r["terms"]
-    labels = r["labels"]
-    days = r["days"]
+    terms, labels, lead_terms, days = r["terms"], r["labels"], r["lead_terms"], r["days"]
     assert isinstance(terms, dict) and isinstance(labels, dict) and isinstance(days, list)
+    assert isinstance(lead_terms, dict)
     first, last = r["first_at"], r["last_at"]
     assert isinstance(first, datetime) and isinstance(last, datetime)
     return Story(
@@ -385,10 +401,21 @@ def _story(row: object) -> Story:
         frozenset(date.fromisoformat(d) for d in days),
         first,
         last,
+        lead_terms,
     )
 
 
-_COLUMNS = ("first_at", "last_at", "articles", "terms", "labels", "days", "keys", "updated_at")
+_COLUMNS = (
+    "first_at",
+    "last_at",
+    "articles",
+    "terms",
+    "labels",
+    "lead_terms",
+    "days",
+    "keys",
+    "updated_at",
+)
 _UPDATE_STORY = (
     update(stories)
     .where(stories.c.id == bindparam("v_id"))
@@ -397,27 +424,32 @@ _UPDATE_STORY = (
 
 
 def _bounded(story: Story) -> Story:
-    """The story with its heaviest STORY_TERMS terms, once it has twice as many (a story
-    compared with every article that may join it must not grow without bound)."""
-    if len(story.terms) <= 2 * STORY_TERMS:
-        return story
-    return replace(story, terms=dict(_heaviest(story.terms)))
+    """The story with its heaviest STORY_TERMS terms and STORY_LEAD_TERMS lead terms, once it
+    has twice as many (a story compared with every article that may join it must not grow
+    without bound)."""
+    if len(story.terms) > 2 * STORY_TERMS:
+        story = replace(story, terms=dict(_heaviest(story.terms)))
+    if len(story.lead_terms) > 2 * STORY_LEAD_TERMS:
+        story = replace(story, lead_terms=dict(_heaviest(story.lead_terms, STORY_LEAD_TERMS)))
+    return story
 
 
-def _heaviest(terms: Mapping[str, float]) -> list[tuple[str, float]]:
-    return sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))[:STORY_TERMS]
+def _heaviest(terms: Mapping[str, float], n: int = STORY_TERMS) -> list[tuple[str, float]]:
+    return sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
 def _story_row(story_id: int, held: _Held, now: datetime, prefix: str = "") -> dict[str, object]:
     story = held.story
     terms = {t: round(w, 4) for t, w in _heaviest(story.terms)}
+    lead = {t: round(w, 4) for t, w in _heaviest(story.lead_terms, STORY_LEAD_TERMS)}
     row = {
         "id": story_id,
         "first_at": story.first,
         "last_at": story.last,
         "articles": held.articles,
         "terms": terms,
-        "labels": {t: story.labels[t] for t in terms if t in story.labels},
+        "labels": {t: story.labels[t] for t in [*terms, *lead] if t in story.labels},
+        "lead_terms": lead,
         "days": sorted(d.isoformat() for d in story.days),
         "keys": sorted(held.keys),
         "updated_at": now,

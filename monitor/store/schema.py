@@ -295,6 +295,7 @@ stories = Table(
     Column("articles", Integer, nullable=False),
     Column("terms", JSON, nullable=False),  # term -> summed weight (the heaviest kept)
     Column("labels", JSON, nullable=False),  # term -> how an explanation shows it
+    Column("lead_terms", JSON, nullable=False),  # its members' leads' terms, summed (heaviest)
     Column("days", JSON, nullable=False),  # the days its members' leads date it to (ISO)
     Column("keys", JSON, nullable=False),  # its rows in story_keys
     Column("updated_at", UTCDateTime, nullable=False),

@@ -3,12 +3,14 @@
     .venv/bin/python -m tests.neardup.in_store
 
 `python -m tests.neardup.evaluate` scores the pure module (monitor.stories.group: every open
-story a candidate, exact document frequencies). Ingest differs (monitor.store.clusters): an
-article is compared only with the few open stories that share most of its keys, a story keeps
-its heaviest terms, document frequencies come from a count-min sketch with a prior, and stories
-are stored and read back between articles. This runs the labelled texts through that code, on
-a SQLite store, one transaction an article in published order, and prints the same pairwise
-precision and recall next to the pure module's.
+story a candidate, exact document frequencies). Ingest differs (monitor.store.clusters): a
+near-duplicate of another outlet's stored text is a source of that article, so in its story, and
+is never placed; an article is compared only with the few open stories that share most of its
+keys, a story keeps its heaviest terms and lead terms, document frequencies come from a
+count-min sketch with a prior, and stories are stored and read back between articles. This runs
+the labelled texts through that code (`Copies.canonical`, then `Stories.place`), each text from
+an outlet of its own, on a SQLite store, one transaction an article in published order, and
+prints the same pairwise precision and recall next to the pure module's.
 """
 
 from __future__ import annotations
@@ -17,27 +19,40 @@ import tempfile
 from pathlib import Path
 
 from monitor import stories
-from monitor.clustering import story_keys
+from monitor.clustering import Features, story_keys
+from monitor.fingerprint import band_keys
 from monitor.store import Store
-from monitor.store.clusters import Stories
+from monitor.store.clusters import Copies, Stories
 from tests.neardup import cases
 from tests.neardup.evaluate import story_signatures
 
 
 def placed_in_store(url: str) -> dict[str, str]:
-    """Text id -> story id, each text placed in its own transaction, oldest first."""
+    """Text id -> story id, each text placed in its own transaction, oldest first (a
+    near-duplicate of an earlier text in that text's story, as ingest makes it a source)."""
     store = Store.open(url)
     placed: dict[str, str] = {}
+    story_of: dict[int, int] = {}  # article (the text's number) -> its story
+    # the band index as the transactions would read it back (fingerprints are not stored here:
+    # nothing is prefetched, every text is kept as inserted)
+    copies = Copies(lambda: store.engine.connect())
     try:
         ordered = sorted(story_signatures(), key=lambda s: (s.published, s.id))
         for n, sig in enumerate(ordered, start=1):
             keys = story_keys(sig.terms)
-            with store.engine.begin() as c:
-                held = Stories(lambda c=c: c)
-                held.prefetch([(sig, keys)])
-                story_id, _ = held.place(n, sig, keys)
-                held.flush(sig.published)
-            placed[sig.id] = str(story_id)
+            bands = band_keys(sig.fingerprint) if sig.fingerprint is not None else ()
+            features = Features(sig.fingerprint, bands, sig, keys)
+            copy_of = copies.canonical(features, outlet_id=n)
+            if copy_of is not None:
+                story_of[n] = story_of[copy_of]
+            else:
+                copies.inserted(n, n, features)
+                with store.engine.begin() as c:
+                    held = Stories(lambda c=c: c)
+                    held.prefetch([(sig, keys)])
+                    story_of[n], _ = held.place(n, sig, keys)
+                    held.flush(sig.published)
+            placed[sig.id] = str(story_of[n])
     finally:
         store.close()
     return placed

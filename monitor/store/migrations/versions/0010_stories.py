@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("articles", sa.Integer(), nullable=False),
         sa.Column("terms", sa.JSON(), nullable=False),
         sa.Column("labels", sa.JSON(), nullable=False),
+        sa.Column("lead_terms", sa.JSON(), nullable=False),
         sa.Column("days", sa.JSON(), nullable=False),
         sa.Column("keys", sa.JSON(), nullable=False),
         sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
@@ -42,9 +43,9 @@ def upgrade() -> None:
     # The stories of the stored articles: one each, with no terms (they predate grouping, so
     # nothing joins them; their delivery history stays theirs).
     op.execute(
-        "INSERT INTO stories (id, first_at, last_at, articles, terms, labels, days, keys,"
-        " updated_at) SELECT id, COALESCE(published_at, first_seen_at),"
-        " COALESCE(published_at, first_seen_at), 1, '{}', '{}', '[]', '[]', updated_at"
+        "INSERT INTO stories (id, first_at, last_at, articles, terms, labels, lead_terms, days,"
+        " keys, updated_at) SELECT id, COALESCE(published_at, first_seen_at),"
+        " COALESCE(published_at, first_seen_at), 1, '{}', '{}', '{}', '[]', '[]', updated_at"
         " FROM articles"
     )
     op.create_table(
