@@ -76,6 +76,16 @@ def _log_uncaught(kind: type[BaseException], err: BaseException, tb: Any) -> Non
     logging.getLogger("monitor").critical("unexpected error", exc_info=(kind, err, tb))
 
 
+def since_option(since: str | None) -> datetime | None:
+    """The moment a --since duration ("7d", "12h") reaches back to, or None without one."""
+    if not since:
+        return None
+    try:
+        return utcnow() - parse_duration(since)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--since") from err
+
+
 def _load(ctx: click.Context) -> Config:
     """The config, or the exact file:line:column messages and exit status 1."""
     try:
@@ -236,12 +246,7 @@ def articles(
 ) -> None:
     """List and search stored articles, newest first."""
     config = _load(ctx)
-    since_at = None
-    if since:
-        try:
-            since_at = utcnow() - parse_duration(since)
-        except ValueError as err:
-            raise click.BadParameter(str(err), param_hint="--since") from err
+    since_at = since_option(since)
     if outlet and outlet not in {f.outlet for f in config.feeds}:
         raise click.BadParameter(f"no outlet {outlet!r} in feeds.yaml", param_hint="--outlet")
     store = _store(config)

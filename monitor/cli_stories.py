@@ -8,9 +8,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from monitor.config import parse_duration
-from monitor.domain import utcnow
-
 
 @click.command()
 @click.argument("story_id", required=False, type=int)
@@ -23,15 +20,10 @@ def stories(
 ) -> None:
     """List stories (articles about one event, from every outlet), or one story's articles and
     why each was put in it."""
-    from monitor.cli import _load, _store, _when  # the command group's helpers
+    from monitor.cli import _load, _store, _when, since_option  # the command group's helpers
 
     config = _load(ctx)
-    since_at = None
-    if since:
-        try:
-            since_at = utcnow() - parse_duration(since)
-        except ValueError as err:
-            raise click.BadParameter(str(err), param_hint="--since") from err
+    since_at = since_option(since)
     store = _store(config)
     try:
         if story_id is not None:
