@@ -8,25 +8,22 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from monitor.render import Rendered, email_message, render
+from monitor.render import render
 from monitor.render.escape import safe_url
 from monitor.render.model import Entry, Message
 from monitor.render.sample import sample_entries
 from monitor.rules.snippet import Snippet
 from tests.fuzz.strategies import hostile_text
 from tests.test_render import (
-    CREATED,
     SHIPPED_ATTRIBUTES,
     SHIPPED_TAGS,
     Tags,
+    mail_headers,
     message,
     mrkdwn_texts,
 )
@@ -154,17 +151,6 @@ def test_the_email_subject_is_one_line_and_no_header_is_added(msg: Message) -> N
     # ignores whitespace between encoded-words). The words and their order survive.
     assert "".join(parsed["Subject"].split()) == "".join(rendered.subject.split())
     assert list(parsed.keys()) == list(mail_headers(render(neutral(msg), "email")).keys())
-
-
-def mail_headers(rendered: Rendered) -> EmailMessage:
-    mime = email_message(
-        rendered,
-        sender="monitor@example.org",
-        to="desk@example.org",
-        message_id_domain="example.org",
-        date=CREATED,
-    )
-    return BytesParser(policy=policy.default).parsebytes(mime.as_bytes())  # type: ignore[return-value]
 
 
 @given(hostile_messages())
