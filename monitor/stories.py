@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from monitor.fingerprint import is_near_duplicate
@@ -112,6 +112,11 @@ class Background:
         idf = self.idf
         return math.sqrt(sum((w * idf(t)) ** 2 for t, w in terms.items()))
 
+    def idfs(self, terms: Iterable[str]) -> dict[str, float]:
+        """The idf of each term (a subclass may compute them faster)."""
+        idf = self.idf
+        return {t: idf(t) for t in terms}
+
 
 @dataclass(frozen=True)
 class Story:
@@ -127,12 +132,12 @@ class Story:
     lead_terms: Mapping[str, float] = field(default_factory=dict)  # its members' leads, summed
 
     @classmethod
-    def start(cls, story_id: str, article: Signature) -> Story:
-        """A new story of one article."""
+    def start(cls, story_id: str, article: Signature, *, keep_member: bool = True) -> Story:
+        """A new story of one article (kept as its member unless `keep_member` is False)."""
         days = frozenset({article.lead_day}) if article.lead_day else frozenset()
         return cls(
             story_id,
-            (article,),
+            (article,) if keep_member else (),
             dict(article.terms),
             dict(article.labels),
             days,
@@ -141,24 +146,28 @@ class Story:
             dict(article.lead_terms),
         )
 
-    def add(self, article: Signature) -> Story:
-        """The story with one more member."""
+    def add(self, article: Signature, *, keep_member: bool = True) -> Story:
+        """The story with one more member. The store keeps no members (`keep_member` False):
+        their signatures would only be held to be copied into the next story, article after
+        article."""
         terms = dict(self.terms)
+        get = terms.get
         for term, w in article.terms.items():
-            terms[term] = terms.get(term, 0.0) + w
-        days = self.days | ({article.lead_day} if article.lead_day else set())
+            terms[term] = get(term, 0.0) + w
+        days = self.days | {article.lead_day} if article.lead_day else self.days
         lead_terms = dict(self.lead_terms)
+        get = lead_terms.get
         for term, w in article.lead_terms.items():
-            lead_terms[term] = lead_terms.get(term, 0.0) + w
-        return replace(
-            self,
-            members=(*self.members, article),
-            terms=terms,
-            labels={**article.labels, **self.labels},
-            days=frozenset(days),
-            first=min(self.first, article.published),
-            last=max(self.last, article.published),
-            lead_terms=lead_terms,
+            lead_terms[term] = get(term, 0.0) + w
+        return Story(
+            self.id,
+            (*self.members, article) if keep_member else self.members,
+            terms,
+            {**article.labels, **self.labels},
+            days,
+            min(self.first, article.published),
+            max(self.last, article.published),
+            lead_terms,
         )
 
     def open_at(self, when: datetime, window: timedelta = WINDOW) -> bool:
@@ -193,7 +202,8 @@ def similarity(
 ) -> tuple[float, tuple[str, ...]]:
     """Cosine of the article's and the story's TF-IDF vectors, and the labels of the shared
     terms that weigh most in it (at most six)."""
-    return _cosine(_Vector.of(article.terms, background), story.terms, background, story, 6)
+    score, parts = _cosine(_Vector.of(article.terms, background), story.terms, background)
+    return score, _top_labels(parts, story, 6)
 
 
 def lead_similarity(
@@ -203,41 +213,50 @@ def lead_similarity(
     the labels of the shared terms that weigh most in it (at most four): whether the article
     reports what the story's articles report, not only quotes the same background."""
     article_lead = _Vector.of(article.lead_terms, background)
-    return _cosine(article_lead, story.lead_terms, background, story, 4)
+    score, parts = _cosine(article_lead, story.lead_terms, background)
+    return score, _top_labels(parts, story, 4)
 
 
 @dataclass(frozen=True)
 class _Vector:
-    """An article's TF-IDF weights and their norm, computed once for all candidate stories."""
+    """An article's TF-IDF weights and their norm, computed once for all candidate stories;
+    and each weight times its idf again, what a story's term weight is multiplied by in the
+    dot product (a story's vector is its summed weights times the same idfs)."""
 
     weights: dict[str, float]
     norm: float
+    by_story_weight: dict[str, float]
 
     @classmethod
     def of(cls, terms: Mapping[str, float], background: Background) -> _Vector:
-        idf = background.idf
-        weights = {t: w * idf(t) for t, w in terms.items()}
-        return cls(weights, math.sqrt(sum(v * v for v in weights.values())))
+        idf = background.idfs(terms)
+        weights = {t: w * idf[t] for t, w in terms.items()}
+        norm = math.sqrt(sum(v * v for v in weights.values()))
+        return cls(weights, norm, {t: w * idf[t] for t, w in weights.items()})
+
+
+_NOTHING_SHARED: dict[str, float] = {}
 
 
 def _cosine(
-    a: _Vector,
-    s_terms: Mapping[str, float],
-    background: Background,
-    story: Story,
-    top_n: int,
-) -> tuple[float, tuple[str, ...]]:
+    a: _Vector, s_terms: Mapping[str, float], background: Background
+) -> tuple[float, dict[str, float]]:
+    """The cosine, and each shared term's part of the dot product (for `_top_labels`)."""
     if not a.norm or not s_terms:
-        return 0.0, ()
-    idf = background.idf
+        return 0.0, _NOTHING_SHARED
     ns = background.norm(s_terms)
     if not ns:
-        return 0.0, ()
-    weights = a.weights
-    parts = {t: weights[t] * s_terms[t] * idf(t) for t in weights.keys() & s_terms.keys()}
-    score = sum(parts.values()) / (a.norm * ns)
-    top = sorted(parts, key=lambda t: (-parts[t], t))[:top_n]
-    return score, tuple(story.labels.get(t, t) for t in top)
+        return 0.0, _NOTHING_SHARED
+    factor = a.by_story_weight
+    parts = {t: factor[t] * s_terms[t] for t in factor.keys() & s_terms.keys()}
+    return sum(parts.values()) / (a.norm * ns), parts
+
+
+def _top_labels(parts: Mapping[str, float], story: Story, n: int) -> tuple[str, ...]:
+    """The labels of the `n` shared terms that weigh most (worked out only for the decision
+    an explanation shows, not for every candidate)."""
+    top = sorted(parts, key=lambda t: (-parts[t], t))[:n]
+    return tuple(story.labels.get(t, t) for t in top)
 
 
 def day_conflict(article: Signature, story: Story) -> bool:
@@ -271,10 +290,10 @@ def assign(
     the body and the lead similarities, at or above `threshold`, provided the leads share at
     least `lead_min`. Without lead terms on either side the body cosine alone decides, at
     `BODY_ONLY_THRESHOLD`."""
-    best: Decision | None = None
+    best: _Scored | None = None
     conflicts: list[str] = []
     off_lead: list[tuple[str, float]] = []
-    closest: Decision | None = None  # the highest score, excluded or not, for the explanation
+    closest: _Scored | None = None  # the highest score, excluded or not, for the explanation
     body_vector = _Vector.of(article.terms, background)
     lead_vector = _Vector.of(article.lead_terms, background)
     for story in stories:
@@ -282,16 +301,17 @@ def assign(
             continue
         if _copies_a_member(article, story):
             return Decision(story, 1.0, (), f"near-duplicate of an article of story {story.id}")
-        body, shared = _cosine(body_vector, story.terms, background, story, 6)
-        lead_shared: tuple[str, ...] = ()
+        body, body_parts = _cosine(body_vector, story.terms, background)
+        lead_parts = _NOTHING_SHARED
         if not lead_vector.norm or not story.lead_terms:  # no lead known: the body decides
             lead_score = 1.0
             score = body * THRESHOLD / BODY_ONLY_THRESHOLD
         else:
-            lead_score, lead_shared = _cosine(lead_vector, story.lead_terms, background, story, 4)
+            lead_score, lead_parts = _cosine(lead_vector, story.lead_terms, background)
             score = BODY_SHARE * body + (1.0 - BODY_SHARE) * lead_score
+        scored = _Scored(story, score, body_parts, lead_parts)
         if closest is None or score > closest.score:
-            closest = Decision(story, score, shared, "", lead_shared)
+            closest = scored
         if day_conflict(article, story):
             if score >= threshold:
                 conflicts.append(story.id)
@@ -301,11 +321,11 @@ def assign(
                 off_lead.append((story.id, lead_score))
             continue
         if best is None or score > best.score:
-            best = Decision(story, score, shared, "", lead_shared)
-    if best is not None and best.score >= threshold and best.story is not None:
+            best = scored
+    if best is not None and best.score >= threshold:
         gap = abs(article.published - best.story.last)
         when = _same_day(article, best.story, gap)
-        return replace(best, reason=f"joins story {best.story.id}: {when}")
+        return best.decision(best.story, f"joins story {best.story.id}: {when}")
     if conflicts:
         others = ", ".join(conflicts)
         dated = f"the lead dates it {article.lead_day}" if article.lead_day else "an undated lead"
@@ -316,13 +336,32 @@ def assign(
             f"new story: its lead reports something else than the leads of {others},"
             f" below {lead_min:g}"
         )
-    elif closest is not None and closest.story is not None:
+    elif closest is not None:
         reason = f"new story: closest open story {closest.story.id} below {threshold:.2f}"
     else:
         reason = "new story: no open story within the window"
     if closest is None:
         return Decision(None, 0.0, (), reason)
-    return replace(closest, story=None, reason=reason)
+    return closest.decision(None, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """A candidate story's score, and the shared terms' parts for its explanation."""
+
+    story: Story
+    score: float
+    body_parts: Mapping[str, float]
+    lead_parts: Mapping[str, float]
+
+    def decision(self, story: Story | None, reason: str) -> Decision:
+        return Decision(
+            story,
+            self.score,
+            _top_labels(self.body_parts, self.story, 6),
+            reason,
+            _top_labels(self.lead_parts, self.story, 4),
+        )
 
 
 def _copies_a_member(article: Signature, story: Story) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -115,19 +115,18 @@ def signature(
     `published` (timezone-aware), with actor spellings folded by `actors` (from `spellings`)."""
     if published.tzinfo is None:
         raise ValueError("published must be timezone-aware")
-    actors = actors or {}
-    longest = max((len(k) for k in actors), default=0)
+    index = _ActorIndex.of(actors or {})
     counts: dict[str, float] = {}
     labels: dict[str, str] = {}
     lead_counts: dict[str, float] = {}
     lead_text = lead(text)
-    for term, label, weight in _paragraph_terms(lead_text, actors, longest):
+    for term, label, weight in _paragraph_terms(lead_text, index):
         lead_counts[term] = lead_counts.get(term, 0.0) + weight
         # the lead again, on top of its paragraph
         counts[term] = counts.get(term, 0.0) + weight * (LEAD_WEIGHT - 1.0)
         labels.setdefault(term, label)
     for paragraph in text.splitlines():
-        for term, label, weight in _paragraph_terms(paragraph, actors, longest):
+        for term, label, weight in _paragraph_terms(paragraph, index):
             counts[term] = counts.get(term, 0.0) + weight
             labels.setdefault(term, label)
     days = mentioned_days(text, published)
@@ -151,28 +150,95 @@ def _damped(counts: Mapping[str, float]) -> dict[str, float]:
     return {t: (1.0 + math.log(c)) if c >= 1 else c for t, c in counts.items()}
 
 
-def _paragraph_terms(
-    paragraph: str, actors: Mapping[tuple[str, ...], str], longest: int
-) -> Iterator[tuple[str, str, float]]:
+@dataclass(frozen=True)
+class _ActorIndex:
+    """Actor spellings (from `spellings`) by their first word: most words start none, and
+    one dictionary look-up tells (each word of each article is asked)."""
+
+    by_key: dict[str, tuple[tuple[tuple[str, ...], str], ...]]  # longest spelling first
+    by_shape: dict[str, tuple[tuple[tuple[str, ...], str], ...]]  # case-sensitive ones
+
+    @classmethod
+    def of(cls, actors: Mapping[tuple[str, ...], str]) -> _ActorIndex:
+        known = _INDEXES.get(id(actors))
+        if known is not None and known[0] is actors:
+            return known[1]
+        by_key: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        by_shape: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for words, key in actors.items():
+            if words[0] == "=":
+                by_shape.setdefault(words[1], []).append((words[1:], key))
+            else:
+                by_key.setdefault(words[0], []).append((words, key))
+        index = cls(_longest_first(by_key), _longest_first(by_shape))
+        if len(_INDEXES) > 8:  # one or two actors files in a process; reloads replace them
+            _INDEXES.clear()
+        _INDEXES[id(actors)] = (actors, index)
+        return index
+
+    def at(self, ks: Sequence[str], ss: Sequence[str], i: int) -> tuple[str, int] | None:
+        """The actor whose spelling starts at word i, longest first, and its length."""
+        best: tuple[str, int] | None = None
+        for table, words in ((self.by_key, ks), (self.by_shape, ss)):
+            for spelling, key in table.get(words[i], ()):
+                n = len(spelling)
+                if (best is None or n > best[1]) and tuple(words[i : i + n]) == spelling:
+                    best = (key, n)
+                    break  # the longest of this table that fits
+        return best
+
+
+def _longest_first(
+    table: dict[str, list[tuple[tuple[str, ...], str]]],
+) -> dict[str, tuple[tuple[tuple[str, ...], str], ...]]:
+    return {w: tuple(sorted(v, key=lambda sk: -len(sk[0]))) for w, v in table.items()}
+
+
+_INDEXES: dict[int, tuple[Mapping[tuple[str, ...], str], _ActorIndex]] = {}
+_WORD_TERMS: dict[str, tuple[str, str, float] | None] = {}  # a lowercase word's term, or None
+_WORD_TERMS_MAX = 200_000  # distinct words kept (news vocabulary; a few MB)
+
+
+def _paragraph_terms(paragraph: str, actors: _ActorIndex) -> list[tuple[str, str, float]]:
     """(term, label, weight) of each word of a paragraph that says which event: actors by
     their key, other capitalised words as names, content words stemmed; the rest left out."""
     ks, ss = keys(paragraph), shapes(paragraph)
-    i = 0
-    while i < len(ks):
-        hit = _actor_at(ks, ss, i, actors, longest)
-        if hit is not None:
-            key, n = hit
-            yield f"@{key}", " ".join(ss[i : i + n]), NAME_WEIGHT
-            i += n
-            continue
+    found: list[tuple[str, str, float]] = []
+    by_key, by_shape = actors.by_key, actors.by_shape
+    i, n = 0, len(ks)
+    while i < n:
         k, s = ks[i], ss[i]
+        if k in by_key or s in by_shape:
+            hit = actors.at(ks, ss, i)
+            if hit is not None:
+                key, length = hit
+                found.append((f"@{key}", " ".join(ss[i : i + length]), NAME_WEIGHT))
+                i += length
+                continue
         i += 1
-        if len(k) < 3 or k.isdigit() or k in STOPWORDS:
-            continue
         if s[0].isupper():
-            yield f"@{k}", s, NAME_WEIGHT
-        else:
-            yield _stem(k), f"'{k}'", WORD_WEIGHT
+            if len(k) >= 3 and not k.isdigit() and k not in STOPWORDS:
+                found.append((f"@{k}", s, NAME_WEIGHT))
+            continue
+        term = _WORD_TERMS.get(k, _UNKNOWN)
+        if term is _UNKNOWN:
+            term = _word_term(k)
+            if len(_WORD_TERMS) >= _WORD_TERMS_MAX:
+                _WORD_TERMS.clear()
+            _WORD_TERMS[k] = term
+        if term is not None:
+            found.append(term)
+    return found
+
+
+_UNKNOWN = ("", "", 0.0)
+
+
+def _word_term(k: str) -> tuple[str, str, float] | None:
+    """A lowercase word's term: its stem, unless it is short, a number or a stopword."""
+    if len(k) < 3 or k.isdigit() or k in STOPWORDS:
+        return None
+    return _stem(k), f"'{k}'", WORD_WEIGHT
 
 
 def lead_day(lead_text: str, published: datetime) -> date | None:
@@ -199,20 +265,6 @@ def _reads_as_lead(paragraph: str) -> bool:
     words = paragraph.split()
     capitalised = sum(1 for w in words if w[:1].isupper())
     return len(words) >= LEAD_MIN_WORDS and capitalised * 2 < len(words)
-
-
-def _actor_at(
-    ks: Sequence[str],
-    ss: Sequence[str],
-    i: int,
-    actors: Mapping[tuple[str, ...], str],
-    longest: int,
-) -> tuple[str, int] | None:
-    for n in range(min(longest, len(ks) - i), 0, -1):
-        key = actors.get(tuple(ks[i : i + n])) or actors.get(("=", *ss[i : i + n]))
-        if key is not None:
-            return key, n
-    return None
 
 
 def _stem(word: str) -> str:

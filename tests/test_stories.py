@@ -36,6 +36,26 @@ def test_actor_spellings_fold_to_one_term():
     assert "@ukraine" in a.terms and "@ukraine" in b.terms
 
 
+def test_the_longest_spelling_wins_and_case_sensitive_ones_keep_their_case():
+    spelled = stories.spellings(
+        {
+            "lavrov": [("Lavrov", False), ("Sergei Lavrov", False)],
+            "sergei": [("Sergei", False)],
+            "usa": [("US", True)],
+            "state_department": [("State Department", False)],
+        }
+    )
+    text = "Sergei Lavrov told US officials at the State Department that us and them differ."
+    terms = stories.signature("a", text, WED, actors=spelled).terms
+    assert "@lavrov" in terms and "@sergei" not in terms  # two words beat one
+    assert "@usa" in terms and "@state_department" in terms
+    lowercase = stories.signature("b", "let us talk to them today", WED, actors=spelled).terms
+    assert "@usa" not in lowercase  # "us" the pronoun is not the actor
+    # the same actors, given as another mapping object, are indexed again, not mixed up
+    other = stories.spellings({"lavrov": [("Lavrov", False)]})
+    assert "@sergei" in stories.signature("c", text, WED, actors=other).terms
+
+
 def test_the_lead_day_comes_from_the_first_sentences_only():
     text = "Blinken met Lavrov in Stockholm on December 2.\nThey meet again on January 21."
     assert sig("a", text, datetime(2021, 12, 2, tzinfo=UTC)).lead_day.isoformat() == "2021-12-02"

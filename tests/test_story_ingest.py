@@ -7,6 +7,7 @@ route asks for updates."""
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +21,7 @@ from monitor.pipeline import activate_rules, poll_cycle
 from monitor.rules.active import definitions
 from monitor.rules.query import parse_query
 from monitor.rules.spec import ActorSpec, Alias, ChannelSpec, Delivery, RuleSet, WatchSpec
+from monitor.store.clusters import _Background
 from monitor.store.schema import article_bands, stories
 from tests.support import Item, feed_spec, rss, runtime, settings
 from tests.test_dispatch import text_render
@@ -263,3 +265,17 @@ def test_a_story_matched_again_through_another_article_is_not_alerted_twice(outl
     (again,) = _plan(store, outlets.rules, clock)
     (row,) = [r for r in store.outbox() if r.id == again]
     assert row.kind == "alert" and "(RFERL, AP)" in row.content["text"]
+
+
+def test_a_grown_storys_norm_is_the_norm_of_its_summed_terms():
+    """Stories.place carries a story's norm over when an article joins it, adding only the
+    article's terms: with the same document frequencies it is the norm summed again."""
+    df = {"kyiv": 40, "blinken": 7, "troops": 120, "visit": 15}
+    log_df = {t: math.log(n + 0.5) for t, n in df.items()}
+    background = _Background(1_000, df, log_df, {})
+    story = {"kyiv": 3.0, "blinken": 2.0, "troops": 0.5}
+    added = {"blinken": 1.0, "visit": 0.25}
+    grown = {t: story.get(t, 0.0) + added.get(t, 0.0) for t in {*story, *added}}
+    carried = background.norm_grown(background.norm(story), story, added)
+    assert carried == pytest.approx(background.norm(grown), rel=1e-12)
+    assert carried != pytest.approx(background.norm(story))  # it did grow

@@ -15,6 +15,7 @@ transaction that places an article, so two workers never grow the same story at 
 
 from __future__ import annotations
 
+import heapq
 import math
 from array import array
 from collections import defaultdict
@@ -140,7 +141,7 @@ class Frequencies(Mapping[str, int]):
     read and written as one row: a table of terms cost an upsert per term and article."""
 
     WIDTH = 1 << 17
-    DEPTH = 2
+    DEPTH = 2  # rows (_slots has one line for each)
 
     def __init__(self, docs: int = 0, counts: bytes | None = None) -> None:
         self.docs = docs
@@ -151,30 +152,36 @@ class Frequencies(Mapping[str, int]):
             self.counts.frombytes(bytes(4 * self.WIDTH * self.DEPTH))
             self.docs = 0
         self._memo: dict[str, int] = {}
-        self._slot_memo: dict[str, tuple[int, ...]] = {}
+        self._slot_memo: dict[str, tuple[int, int]] = {}
 
-    def _slots(self, term: str) -> tuple[int, ...]:
+    def _slots(self, term: str) -> tuple[int, int]:
+        """The term's counter in each of the two rows (CRC-32 under a seed a row: cheap,
+        stable across processes); two rows written out, as this runs for every term of
+        every article placed."""
         slots = self._slot_memo.get(term)
-        if slots is None:  # CRC-32 under DEPTH seeds: cheap, stable across processes
-            data = term.encode()
-            slots = self._slot_memo[term] = tuple(
-                row * self.WIDTH + crc32(data, _SEEDS[row]) % self.WIDTH
-                for row in range(self.DEPTH)
+        if slots is None:
+            data, width = term.encode(), self.WIDTH
+            slots = self._slot_memo[term] = (
+                crc32(data, _SEEDS[0]) % width,
+                width + crc32(data, _SEEDS[1]) % width,
             )
         return slots
 
     def add(self, terms: Iterable[str]) -> None:
         """Count one more document with these (distinct) terms."""
         self.docs += 1
+        counts, slots_of, memo = self.counts, self._slots, self._memo
         for term in terms:
-            for slot in self._slots(term):
-                self.counts[slot] += 1
-            self._memo.pop(term, None)
+            a, b = slots_of(term)
+            counts[a] += 1
+            counts[b] += 1
+            memo.pop(term, None)
 
     def __getitem__(self, term: str) -> int:
         found = self._memo.get(term)
         if found is None:
-            found = self._memo[term] = min(self.counts[s] for s in self._slots(term))
+            a, b = self._slots(term)
+            found = self._memo[term] = min(self.counts[a], self.counts[b])
         return found
 
     def get(self, term: str, default: int | None = 0) -> int:  # type: ignore[override]
@@ -192,15 +199,24 @@ class Frequencies(Mapping[str, int]):
 
 class _Background(Background):
     """Background.idf with the logarithm of each term's frequency looked up, not taken again:
-    similarity asks it of every term of the article and of each candidate story."""
+    similarity asks it of every term of the article and of each candidate story. The norms of
+    the stories' vectors are kept for the transaction (see `norm`)."""
 
     _log_docs: float
     _log_df: Mapping[str, float]
+    _norms: dict[int, float]
 
-    def __init__(self, docs: int, df: Mapping[str, int], log_df: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        docs: int,
+        df: Mapping[str, int],
+        log_df: Mapping[str, float],
+        norms: dict[int, float],
+    ) -> None:
         super().__init__(docs, df)
         object.__setattr__(self, "_log_docs", math.log(docs + 1))
         object.__setattr__(self, "_log_df", log_df)
+        object.__setattr__(self, "_norms", norms)
 
     def idf(self, term: str) -> float:
         log_df = self._log_df.get(term)
@@ -208,10 +224,35 @@ class _Background(Background):
             return super().idf(term)
         return float(self._log_docs - log_df)
 
+    def idfs(self, terms: Iterable[str]) -> dict[str, float]:
+        log_docs, log_df = self._log_docs, self._log_df
+        try:
+            return {t: log_docs - log_df[t] for t in terms}
+        except KeyError:
+            return super().idfs(terms)
+
     def norm(self, terms: Mapping[str, float]) -> float:
-        """One pass in a list and C's hypot, not a method call a term: most of placing's time
-        was this, a candidate story's 100 to 200 terms for each article (Stories.place looks
-        every candidate's terms up first, so the fallback is for other callers)."""
+        """A story's norm as first worked out in the transaction, until the story changes
+        (Stories.place forgets it then): most of placing's time was this, a candidate's 100 to
+        200 terms for each article. Each article placed since moves the document frequencies
+        a little (one document in thousands); the dot product uses the current ones."""
+        known = self._norms.get(id(terms))
+        if known is None:
+            known = self._norms[id(terms)] = self._norm(terms)
+        return known
+
+    def norm_grown(
+        self, norm: float, terms: Mapping[str, float], added: Mapping[str, float]
+    ) -> float:
+        """The norm of `terms` with `added` summed in, from `norm`, that of `terms`: only the
+        added terms' weights change."""
+        idf, square, weight = self.idfs(added), norm * norm, terms.get
+        for t, w in added.items():
+            before = weight(t, 0.0)
+            square += (2.0 * before + w) * w * idf[t] ** 2  # (before + w)² - before²
+        return math.sqrt(max(square, 0.0))
+
+    def _norm(self, terms: Mapping[str, float]) -> float:
         log_docs, log_df = self._log_docs, self._log_df
         try:
             return math.hypot(*[w * (log_docs - log_df[t]) for t, w in terms.items()])
@@ -229,6 +270,7 @@ class _Held:
     new: bool = False
     changed: bool = False
     new_keys: tuple[str, ...] = ()
+    known: bool = False  # its terms' frequencies are looked up (Stories.df)
 
 
 class Stories:
@@ -244,6 +286,8 @@ class Stories:
         # the frequencies looked up so far, as a plain dict: similarity asks one per term
         self.df: dict[str, int] = {}
         self.log_df: dict[str, float] = {}  # log(df + 0.5), what idf subtracts
+        # the norms of the held stories' term vectors, by id() of their terms (see _Background)
+        self.norms: dict[int, float] = {}
         self._frequencies_stored = False
         self._changed = False
 
@@ -286,43 +330,35 @@ class Stories:
         article's keys must have been prefetched (a query here would send the articles the
         transaction holds back one by one)."""
         assert self.frequencies is not None
-        # a near-duplicate never gets here (it is a source of its canonical copy): no sketch
-        signature = replace(signature, id=str(article_id), fingerprint=None)
         self.frequencies.add(signature.terms)
         self._changed = True
+        df, log_df = self.df, self.log_df
         for term in signature.terms:  # one more document has it (every counter of it grew)
-            if term in self.df:
-                self.df[term] += 1
-                self.log_df[term] = math.log(self.df[term] + 0.5)
-        shared: dict[int, int] = defaultdict(int)
-        for key in keys:
-            holders = self.by_key.get(key, ())
-            if key in self.common or len(holders) > COMMON_KEY:  # says little, costs a lot
-                continue
-            for story_id in holders:
-                shared[story_id] += 1
-        candidates: list[Story] = []
-        for story_id in sorted(shared, key=lambda i: (-shared[i], -i)):
-            story = self.held[story_id].story
-            if story.open_at(signature.published):
-                candidates.append(story)
-                if len(candidates) == MAX_CANDIDATES:
-                    break
-        for story in candidates:  # the article's lead terms are among its terms
-            self._know(story.terms)
-            self._know(story.lead_terms)
+            if term in df:
+                df[term] += 1
+                log_df[term] = math.log(df[term] + 0.5)
+        candidates = self._candidates(signature, keys)
+        for held in candidates:  # the article's lead terms are among its terms
+            if not held.known:
+                self._know(held.story.terms)
+                self._know(held.story.lead_terms)
+                held.known = True
         self._know(signature.terms)
         docs = max(self.frequencies.docs, PRIOR_DOCS)
-        background = _Background(docs, self.df, self.log_df)
-        decision = assign(signature, candidates, background)
+        background = _Background(docs, df, log_df, self.norms)
+        # a near-duplicate never gets here (it is a source of its canonical copy), and the
+        # stories keep no members: no fingerprint to compare with
+        decision = assign(signature, [held.story for held in candidates], background)
         if decision.story is None:
             story_id = article_id
-            held = self.held[story_id] = _Held(Story.start(str(article_id), signature), set(), 0)
+            story = Story.start(str(article_id), signature, keep_member=False)
+            held = self.held[story_id] = _Held(story, set(), 0, known=True)
             held.new = True
         else:
             story_id = int(decision.story.id)
             held = self.held[story_id]
-            held.story = _bounded(held.story.add(signature))
+            held.story = self._grown(held.story, signature, background)
+            # known still: its new terms are the article's, looked up above
         held.articles += 1
         held.changed = True
         fresh = tuple(k for k in keys if k not in held.keys)
@@ -331,6 +367,37 @@ class Stories:
         for key in keys:
             self.by_key[key].add(story_id)
         return story_id, decision.explain()
+
+    def _candidates(self, signature: Signature, keys: tuple[str, ...]) -> list[_Held]:
+        """The open stories sharing most of the article's keys (at most MAX_CANDIDATES)."""
+        shared: dict[int, int] = defaultdict(int)
+        for key in keys:
+            holders = self.by_key.get(key, ())
+            if key in self.common or len(holders) > COMMON_KEY:  # says little, costs a lot
+                continue
+            for story_id in holders:
+                shared[story_id] += 1
+        held, when = self.held, signature.published
+        open_ = [i for i in shared if held[i].story.open_at(when)]
+        # most keys shared first, then the latest story: the top few, not all of them sorted
+        best = heapq.nlargest(MAX_CANDIDATES, open_, key=lambda i: (shared[i], i))
+        return [held[i] for i in best]
+
+    def _grown(self, story: Story, article: Signature, background: _Background) -> Story:
+        """The story with the article added. Its norms are carried over, updated for the
+        article's terms only (a story joined by article after article would otherwise have
+        its 100 to 200 terms summed again for each); the old term dicts' entries go, as
+        another dict may take their id()."""
+        grown = _bounded(story.add(article, keep_member=False))
+        norms = self.norms
+        for old, new, added in (
+            (story.terms, grown.terms, article.terms),
+            (story.lead_terms, grown.lead_terms, article.lead_terms),
+        ):
+            norm = norms.pop(id(old), None)
+            if norm is not None and len(new) == len(old) + sum(1 for t in added if t not in old):
+                norms[id(new)] = background.norm_grown(norm, old, added)
+        return grown
 
     def _know(self, terms: Iterable[str]) -> None:
         assert self.frequencies is not None
