@@ -15,13 +15,15 @@ transaction that places an article, so two workers never grow the same story at 
 
 from __future__ import annotations
 
-import heapq
 import math
 from array import array
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from itertools import chain
+from operator import itemgetter
+from typing import TypeVar
 from zlib import crc32
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -151,8 +153,9 @@ class Frequencies(Mapping[str, int]):
         else:
             self.counts.frombytes(bytes(4 * self.WIDTH * self.DEPTH))
             self.docs = 0
-        self._memo: dict[str, int] = {}
+        self._memo: dict[str, int] = {}  # the sketch's answer, pending counts aside
         self._slot_memo: dict[str, tuple[int, int]] = {}
+        self._pending: Counter[str] = Counter()  # counted since the sketch was written
 
     def _slots(self, term: str) -> tuple[int, int]:
         """The term's counter in each of the two rows (CRC-32 under a seed a row: cheap,
@@ -168,21 +171,18 @@ class Frequencies(Mapping[str, int]):
         return slots
 
     def add(self, terms: Iterable[str]) -> None:
-        """Count one more document with these (distinct) terms."""
+        """Count one more document with these (distinct) terms. They are counted in a
+        Counter (in C) and go into the sketch when it is written (`to_bytes`): a term's
+        counters are then added to once a transaction, not once an article."""
         self.docs += 1
-        counts, slots_of, memo = self.counts, self._slots, self._memo
-        for term in terms:
-            a, b = slots_of(term)
-            counts[a] += 1
-            counts[b] += 1
-            memo.pop(term, None)
+        self._pending.update(iter(terms))  # iter: a mapping's keys, not its values
 
     def __getitem__(self, term: str) -> int:
         found = self._memo.get(term)
         if found is None:
             a, b = self._slots(term)
             found = self._memo[term] = min(self.counts[a], self.counts[b])
-        return found
+        return found + self._pending.get(term, 0)
 
     def get(self, term: str, default: int | None = 0) -> int:  # type: ignore[override]
         return self[term]
@@ -194,7 +194,14 @@ class Frequencies(Mapping[str, int]):
         return 0
 
     def to_bytes(self) -> bytes:
-        return self.counts.tobytes()
+        counts, slots_of = self.counts, self._slots
+        for term, n in self._pending.items():
+            a, b = slots_of(term)
+            counts[a] += n
+            counts[b] += n
+        self._pending.clear()
+        self._memo.clear()
+        return counts.tobytes()
 
 
 class _Background(Background):
@@ -370,34 +377,49 @@ class Stories:
 
     def _candidates(self, signature: Signature, keys: tuple[str, ...]) -> list[_Held]:
         """The open stories sharing most of the article's keys (at most MAX_CANDIDATES)."""
-        shared: dict[int, int] = defaultdict(int)
-        for key in keys:
-            holders = self.by_key.get(key, ())
-            if key in self.common or len(holders) > COMMON_KEY:  # says little, costs a lot
-                continue
-            for story_id in holders:
-                shared[story_id] += 1
+        by_key, common = self.by_key, self.common
+        shared = Counter(  # counted in C: an article's keys are held by a score of stories
+            chain.from_iterable(
+                holders
+                for key in keys
+                # a key too many stories hold says little and costs a lot
+                if key not in common and len(holders := by_key.get(key, ())) <= COMMON_KEY
+            )
+        )
         held, when = self.held, signature.published
-        open_ = [i for i in shared if held[i].story.open_at(when)]
-        # most keys shared first, then the latest story: the top few, not all of them sorted
-        best = heapq.nlargest(MAX_CANDIDATES, open_, key=lambda i: (shared[i], i))
-        return [held[i] for i in best]
+        candidates: list[_Held] = []
+        # most keys shared first, then the latest story
+        for story_id, _ in sorted(shared.items(), key=itemgetter(1, 0), reverse=True):
+            if held[story_id].story.open_at(when):
+                candidates.append(held[story_id])
+                if len(candidates) == MAX_CANDIDATES:
+                    break
+        return candidates
 
     def _grown(self, story: Story, article: Signature, background: _Background) -> Story:
-        """The story with the article added. Its norms are carried over, updated for the
-        article's terms only (a story joined by article after article would otherwise have
-        its 100 to 200 terms summed again for each); the old term dicts' entries go, as
-        another dict may take their id()."""
-        grown = _bounded(story.add(article, keep_member=False))
+        """The story with the article added. Its dicts are grown in place: the transaction
+        owns them (read from their JSON, or started here), and copying a story's hundreds of
+        terms and labels for each article that joins it cost more than comparing with it.
+        Its norms are carried over, updated for the article's terms only (not summed again
+        over the story's); a dict `_bounded` replaces loses its entry, as another dict may
+        take its id()."""
         norms = self.norms
-        for old, new, added in (
-            (story.terms, grown.terms, article.terms),
-            (story.lead_terms, grown.lead_terms, article.lead_terms),
-        ):
-            norm = norms.pop(id(old), None)
-            if norm is not None and len(new) == len(old) + sum(1 for t in added if t not in old):
-                norms[id(new)] = background.norm_grown(norm, old, added)
-        return grown
+        for terms, added in ((story.terms, article.terms), (story.lead_terms, article.lead_terms)):
+            norm = norms.get(id(terms))
+            if norm is not None:
+                norms[id(terms)] = background.norm_grown(norm, terms, added)
+            _add_into(_owned(terms), added)
+        labels = _owned(story.labels)
+        for term, label in article.labels.items():
+            labels.setdefault(term, label)
+        days = story.days | {article.lead_day} if article.lead_day else story.days
+        first, last = min(story.first, article.published), max(story.last, article.published)
+        grown = replace(story, days=days, first=first, last=last)
+        bounded = _bounded(grown)
+        for before, after in ((grown.terms, bounded.terms), (grown.lead_terms, bounded.lead_terms)):
+            if after is not before:
+                norms.pop(id(before), None)
+        return bounded
 
     def _know(self, terms: Iterable[str]) -> None:
         assert self.frequencies is not None
@@ -488,6 +510,21 @@ _UPDATE_STORY = (
     .where(stories.c.id == bindparam("v_id"))
     .values({col: bindparam(f"v_{col}") for col in _COLUMNS})
 )
+
+
+V = TypeVar("V")
+
+
+def _owned(m: Mapping[str, V]) -> dict[str, V]:
+    """A held story's dict, which the transaction may grow (see Stories._grown)."""
+    assert isinstance(m, dict)
+    return m
+
+
+def _add_into(terms: dict[str, float], added: Mapping[str, float]) -> None:
+    get = terms.get
+    for term, w in added.items():
+        terms[term] = get(term, 0.0) + w
 
 
 def _bounded(story: Story) -> Story:
