@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import gc
 import logging
@@ -74,7 +75,36 @@ def extractor_pool(config: Config) -> ProcessPoolExecutor | None:
     # each worker: a collection writes to every object it scans, and each page it writes to
     # stops being shared between the daemon and its forked workers.
     gc.freeze()
-    return ProcessPoolExecutor(max_workers=workers, initializer=gc.freeze)
+    return ProcessPoolExecutor(max_workers=workers, initializer=_worker_started)
+
+
+def _worker_started() -> None:
+    """In each extractor worker, once: freeze what it inherited (see extractor_pool); leave
+    SIGINT to the daemon (a Ctrl-C reaches the whole process group, and the daemon stops its
+    pool itself) and take SIGTERM's default (it inherited the daemon's handler); and die with
+    the daemon. A worker blocks reading the pool's queue, whose write end its siblings hold
+    too, so a daemon killed with SIGKILL (or by the OOM killer) would leave its workers
+    waiting for ever outside systemd: the kernel's parent-death signal ends them instead."""
+    gc.freeze()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the daemon died before the signal was asked for
+        os._exit(1)
+
+
+def _die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGKILL) on Linux; elsewhere nothing (systemd's cgroup, or
+    the user, cleans up)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class StartupError(Exception):

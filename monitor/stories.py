@@ -133,7 +133,8 @@ class Story:
 
     @classmethod
     def start(cls, story_id: str, article: Signature, *, keep_member: bool = True) -> Story:
-        """A new story of one article (kept as its member unless `keep_member` is False)."""
+        """A new story of one article (kept as its member unless `keep_member` is False: the
+        store keeps none, their signatures would be held for nothing)."""
         days = frozenset({article.lead_day}) if article.lead_day else frozenset()
         return cls(
             story_id,
@@ -146,10 +147,8 @@ class Story:
             dict(article.lead_terms),
         )
 
-    def add(self, article: Signature, *, keep_member: bool = True) -> Story:
-        """The story with one more member. The store keeps no members (`keep_member` False):
-        their signatures would only be held to be copied into the next story, article after
-        article."""
+    def add(self, article: Signature) -> Story:
+        """The story with one more member."""
         terms = dict(self.terms)
         get = terms.get
         for term, w in article.terms.items():
@@ -161,7 +160,7 @@ class Story:
             lead_terms[term] = get(term, 0.0) + w
         return Story(
             self.id,
-            (*self.members, article) if keep_member else self.members,
+            (*self.members, article),
             terms,
             {**article.labels, **self.labels},
             days,

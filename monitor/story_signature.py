@@ -196,7 +196,7 @@ def _longest_first(
 
 _INDEXES: dict[int, tuple[Mapping[tuple[str, ...], str], _ActorIndex]] = {}
 _WORD_TERMS: dict[str, tuple[str, str, float] | None] = {}  # a lowercase word's term, or None
-_WORD_TERMS_MAX = 200_000  # distinct words kept (news vocabulary; a few MB)
+_WORD_TERMS_MAX = 30_000  # distinct words kept: most of news English, ~8 MB at most
 
 
 def _paragraph_terms(paragraph: str, actors: _ActorIndex) -> list[tuple[str, str, float]]:

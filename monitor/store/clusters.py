@@ -298,15 +298,16 @@ class Stories:
         self._frequencies_stored = False
         self._changed = False
 
-    def prefetch(self, signatures: Sequence[tuple[Signature, tuple[str, ...]]]) -> None:
-        """Load, in one statement, the stories within the window that share a key with these."""
+    def prefetch(self, articles: Sequence[tuple[datetime, tuple[str, ...]]]) -> None:
+        """Load, in one statement, the stories within the window that share a key with these
+        articles (their published time and keys)."""
         self._load_frequencies()
-        keys = list({k for _, ks in signatures for k in ks if k not in self.asked})
+        keys = list({k for _, ks in articles for k in ks if k not in self.asked})
         if not keys:
             return
         self.asked.update(keys)
-        earliest = min(s.published for s, _ in signatures) - WINDOW
-        latest = max(s.published for s, _ in signatures) + WINDOW
+        earliest = min(published for published, _ in articles) - WINDOW
+        latest = max(published for published, _ in articles) + WINDOW
         c, s, k = self.sent(), stories.c, story_keys.c
         sharing = (
             select(k.key, k.story_id)
@@ -535,6 +536,10 @@ def _bounded(story: Story) -> Story:
         story = replace(story, terms=dict(_heaviest(story.terms)))
     if len(story.lead_terms) > 2 * STORY_LEAD_TERMS:
         story = replace(story, lead_terms=dict(_heaviest(story.lead_terms, STORY_LEAD_TERMS)))
+    if len(story.labels) > 2 * (len(story.terms) + len(story.lead_terms)):
+        # every article that joins adds its terms' labels; only the kept terms' are shown
+        kept = {t: story.labels[t] for t in (*story.terms, *story.lead_terms) if t in story.labels}
+        story = replace(story, labels=kept)
     return story
 
 

@@ -136,9 +136,9 @@ class Ingest:
     def _prefetch_clusters(self, entries: Sequence[EntryToStore]) -> None:
         features = [e.article.features for e in entries if e.article.features is not None]
         self.copies.prefetch(features)
-        signatures = [(f.signature, f.keys) for f in features if f.signature is not None]
-        if signatures:
-            self.stories.prefetch(signatures)
+        dated = [(f.published, f.keys) for f in features if f.published is not None]
+        if dated:
+            self.stories.prefetch(dated)
 
     def store(
         self, feed: FeedState, entries: Sequence[EntryToStore], now: datetime
@@ -218,8 +218,9 @@ def _place(
     """A new article's fingerprint goes to the index, and the article to its story."""
     ingest.copies.inserted(article_id, feed.outlet_id, features)
     features = features.published_at(new.published_at or now)
-    if features.signature is not None:
-        story_id, why = ingest.stories.place(article_id, features.signature, features.keys)
+    signature = features.signature
+    if signature is not None:
+        story_id, why = ingest.stories.place(article_id, signature, features.keys)
         w.amend(articles, article_id, story_id=story_id, story_reason=why)
 
 

@@ -45,19 +45,19 @@ def placed_in_store(url: str, together: bool = False) -> dict[str, str]:
         for n, sig in enumerate(ordered, start=1):
             keys = story_keys(sig.terms)
             bands = band_keys(sig.fingerprint) if sig.fingerprint is not None else ()
-            features = Features(sig.fingerprint, bands, sig, keys)
+            features = Features.of(sig.fingerprint, bands, sig, keys)
             copy_of = copies.canonical(features, outlet_id=n)
             if copy_of is not None:
                 story_of[n] = story_of[copy_of]
             else:
                 copies.inserted(n, n, features)
                 if one is not None:
-                    one.prefetch([(sig, keys)])
+                    one.prefetch([(sig.published, keys)])
                     story_of[n], _ = one.place(n, sig, keys)
                 else:
                     with store.engine.begin() as c:
                         held = Stories(lambda c=c: c)
-                        held.prefetch([(sig, keys)])
+                        held.prefetch([(sig.published, keys)])
                         story_of[n], _ = held.place(n, sig, keys)
                         held.flush(sig.published)
             placed[sig.id] = str(story_of[n])
