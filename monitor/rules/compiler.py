@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, TypeAlias
 
 import ahocorasick
@@ -93,9 +94,11 @@ class CompiledRules:
     automaton: Any  # ahocorasick.Automaton; values are (pattern length, tuple of Pattern)
     terms: tuple[TermInfo, ...]
     watches: tuple[CompiledWatch, ...]
-    # term -> ((clause count n, clause position k), ways with n clauses whose k-th holds it)
-    postings: dict[int, tuple[tuple[tuple[int, int], frozenset[int]], ...]]
-    clause_counts: tuple[int, ...]  # the numbers of clauses ways have
+    # term -> for each column (a clause count n and a clause position k, see `columns`), the
+    # ways with n clauses whose k-th holds it (empty where none does)
+    postings: dict[int, tuple[frozenset[int], ...]]
+    # for each number of clauses ways have, the range of its columns (position 0 first)
+    columns: tuple[range, ...]
     way_watch: tuple[int, ...]  # the watch (index) of each way
     # Watches decided by their ways and exclusions alone: no filter, no threshold, every field
     plain: frozenset[int]
@@ -118,6 +121,7 @@ class CompiledRules:
 
 
 EMPTY_AUTOMATON = ahocorasick.Automaton()
+_NONE: frozenset[int] = frozenset()  # one shared object for every empty posting (hot in cache)
 
 
 def compile_rules(rules: RuleSet) -> CompiledRules:
@@ -134,15 +138,18 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
                 for term in clause:
                     postings[term][(len(clauses), k)].append(way)
     automaton = builder.automaton()
+    counts = sorted({len(way) for w in watches for way in w.ways})
+    keys = [(n, k) for n in counts for k in range(n)]
+    starts = accumulate(counts, initial=0)  # of each count's columns
     return CompiledRules(
         automaton=automaton,
         terms=tuple(builder.terms),
         watches=watches,
         postings={
-            term: tuple((key, frozenset(ids)) for key, ids in by_clause.items())
+            term: tuple(frozenset(by_clause[key]) if key in by_clause else _NONE for key in keys)
             for term, by_clause in postings.items()
         },
-        clause_counts=tuple(sorted({len(way) for w in watches for way in w.ways})),
+        columns=tuple(range(start, start + n) for start, n in zip(starts, counts, strict=False)),
         way_watch=tuple(way_watch),
         plain=frozenset(i for i, w in enumerate(watches) if _plain(w)),
         max_words=builder.max_words,

@@ -371,30 +371,29 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
 
 def candidates(rules: CompiledRules, present: Iterable[int]) -> list[int]:
     """The watches (indexes, in order) with a way each of whose clauses met a found term: the
-    only ones looked at further. Unions and intersections of postings, in C."""
-    met: dict[tuple[int, int], list[frozenset[int]]] = defaultdict(list)
-    postings = rules.postings
-    for term in present:
-        for key, ways in postings.get(term, ()):
-            met[key].append(ways)
+    only ones looked at further. Unions and intersections of postings, in C: each found term's
+    postings are one row (a set per clause position), and zip turns the rows into the sets of
+    each clause position. (Fewer objects to reach than a set per term and position looked up
+    one by one: at 10,000 watches, reaching them is most of the time.)"""
+    rows = list(filter(None, map(rules.postings.get, present)))
+    if not rows:
+        return []
+    sets = list(zip(*rows, strict=True))
     found: set[int] = set()
-    for n in rules.clause_counts:
-        groups = [met.get((n, k), []) for k in range(n)]
-        if all(groups):  # else a clause position no found term meets: no way with n clauses
-            found |= _all_met(groups)
+    for columns in rules.columns:
+        found |= _all_met([sets[c] for c in columns])
     return sorted(set(map(rules.way_watch.__getitem__, found)))
 
 
-def _all_met(groups: list[list[frozenset[int]]]) -> frozenset[int]:
-    """The ways in (a set of) every group. Starting from the rarest clause position, each
-    other one only filters the survivors: `survivors & ways` walks the smaller of the two, so
-    the common terms' long postings (@ukraine's) are not copied into a union."""
-    groups.sort(key=lambda group: sum(map(len, group)))
-    survivors = frozenset().union(*groups[0])
-    for group in groups[1:]:
+def _all_met(clauses: list[tuple[frozenset[int], ...]]) -> frozenset[int]:
+    """The ways in (a set of) every clause position. The first position's union is then only
+    filtered: `survivors & ways` walks the smaller of the two, so the common terms' long
+    postings (@ukraine's) are not copied into a union."""
+    survivors = frozenset().union(*filter(None, clauses[0]))
+    for sets in clauses[1:]:
         if not survivors:
             break
-        survivors = frozenset().union(*[survivors & ways for ways in group])
+        survivors = frozenset().union(*map(survivors.intersection, filter(None, sets)))
     return survivors
 
 
