@@ -390,39 +390,42 @@ _ABBREVIATIONS = [
 ]
 # A sentence ends at . ! ? or … (with closing quotes/brackets) before spaces and then a capital,
 # a digit or an opening quote; or at a line break. A dot after an abbreviation, an initial ("A.")
-# or a dotted abbreviation ("U.S.") does not end one. The regex is tried only where str.find
-# (memchr) finds a terminator: a regex scan checks its first character class at every character,
-# five times slower. The few dots that match are then checked in Python (lookbehinds in the
-# regex cost three times more).
+# or a dotted abbreviation ("U.S.") does not end one. _SENTENCE_END says where; it is searched as
+# one regex per terminator, each starting with its terminator as a literal: the regex engine
+# then skips to the next one as str.find (memchr) does, where a regex starting with a character
+# class checks it at every character, five times slower. The few dots that match are then
+# checked in Python (lookbehinds in the regex cost three times more).
 _ABBREVIATIONS_FOLDED = frozenset(a.casefold() for a in _ABBREVIATIONS)
 _LOWER = "a-zà-ÿа-яёіїєґ"
 _TERMINATORS = ".!?…"
-_SENTENCE_END = re.compile(
-    rf"[{_TERMINATORS}]+[\"'”’»)\]]*(?P<gap>[ \t\r\f\v]+)(?=[\"'“‘«(\[]?(?![{_LOWER}])[^\W_])"
+_AFTER_TERMINATOR = (
+    rf"[{_TERMINATORS}]*[\"'”’»)\]]*(?P<gap>[ \t\r\f\v]+)(?=[\"'“‘«(\[]?(?![{_LOWER}])[^\W_])"
 )
+_SENTENCE_END = re.compile(rf"[{_TERMINATORS}]{_AFTER_TERMINATOR}")
+_SENTENCE_END_AT = {char: re.compile(re.escape(char) + _AFTER_TERMINATOR) for char in _TERMINATORS}
 
 
 def sentence_ends(text: str) -> list[int]:
     """Offsets of the gaps between sentences: "Mr. Blinken" and "U.S. officials" do not end one."""
     ends = [m.start("gap") for m in _sentence_end_matches(text) if not _after_abbreviation(text, m)]
-    if "\n" in text:  # a line break always ends one
-        breaks = [at for at in _positions(text, "\n") if at == 0 or text[at - 1] != "\n"]
-        ends = sorted({*ends, *breaks})
+    if "\n" in text:  # a line break always ends one (a gap is never a line break: no duplicates)
+        ends += [at for at in _positions(text, "\n") if at == 0 or text[at - 1] != "\n"]
+        ends.sort()
     return ends
 
 
 def _sentence_end_matches(text: str) -> Iterator[re.Match[str]]:
-    """What _SENTENCE_END.finditer(text) finds. A match starts at a terminator; where it fails
-    at the first of a run of terminators ("?!"), it fails at the others too (the run is taken
-    whole), so trying each terminator not inside the last match finds the same matches."""
-    terminators = sorted(
-        at for char in _TERMINATORS if char in text for at in _positions(text, char)
-    )
-    match, resume = _SENTENCE_END.match, 0
-    for at in terminators:
-        if at >= resume and (found := match(text, at)) is not None:
-            resume = found.end()
-            yield found
+    """What _SENTENCE_END.finditer(text) finds. A match starts at a terminator, and is the one
+    its terminator's regex finds there; one starting inside an earlier match (the "!" of "?!",
+    taken whole by the "?" one) is not one finditer would find."""
+    at = _SENTENCE_END_AT
+    found = [m for char in _TERMINATORS if char in text for m in at[char].finditer(text)]
+    found.sort(key=re.Match.start)
+    resume = 0
+    for match in found:
+        if match.start() >= resume:
+            resume = match.end()
+            yield match
 
 
 def paragraph_ends(text: str) -> list[int]:
