@@ -83,6 +83,8 @@ class CompiledWatch:
     # False when no score can fall short of the threshold (it is 0, no weight is negative): a
     # match's score is then worked out only if read.
     needs_score: bool
+    # Decided by its ways and exclusions alone: decided by sets, no filter, no threshold.
+    plain: bool
 
     @property
     def name(self) -> str:
@@ -99,9 +101,9 @@ class CompiledRules:
     postings: dict[int, tuple[frozenset[int], ...]]
     # for each number of clauses ways have, the range of its columns (position 0 first)
     columns: tuple[range, ...]
-    way_watch: tuple[int, ...]  # the watch (index) of each way
-    # Watches decided by their ways and exclusions alone: no filter, no threshold, every field
-    plain: frozenset[int]
+    # A watch's first way is numbered as the watch (its index); its further ways (an OR with
+    # ANDs has one for each) are numbered from len(watches) on: the watch of each of those
+    further_ways: dict[int, int]
     max_words: int  # the longest pattern, in words
     words: frozenset[str]  # every word of every pattern (a prefix pattern's stem included)
     stems: frozenset[str]  # the stems of prefix patterns
@@ -129,11 +131,12 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
     builder = _Builder(rules.actors)
     watches = tuple(builder.watch(spec) for spec in rules.watches)
     postings: dict[int, dict[tuple[int, int], list[int]]] = defaultdict(lambda: defaultdict(list))
-    way_watch: list[int] = []
+    further: dict[int, int] = {}
     for index, watch in enumerate(watches):
-        for clauses in watch.ways:
-            way = len(way_watch)
-            way_watch.append(index)
+        for nth, clauses in enumerate(watch.ways):
+            way = index if nth == 0 else len(watches) + len(further)
+            if nth:
+                further[way] = index
             for k, clause in enumerate(clauses):
                 for term in clause:
                     postings[term][(len(clauses), k)].append(way)
@@ -150,8 +153,7 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
             for term, by_clause in postings.items()
         },
         columns=tuple(range(start, start + n) for start, n in zip(starts, counts, strict=False)),
-        way_watch=tuple(way_watch),
-        plain=frozenset(i for i, w in enumerate(watches) if _plain(w)),
+        further_ways=further,
         max_words=builder.max_words,
         words=frozenset(builder.words),
         stems=frozenset(builder.stems),
@@ -188,6 +190,7 @@ class _Builder:
             by_sets,
             (0.0, title, text, title + text),
             spec.threshold > 0 or any(weight < 0 for weight in spec.weights.values()),
+            by_sets and not spec.filters and spec.threshold <= 0,
         )
 
     def program(self, node: Node, inflected: bool) -> Program:
@@ -287,11 +290,6 @@ class _Builder:
             automaton.add_word(stream, (len(stream), tuple(patterns)))
         automaton.make_automaton()
         return automaton
-
-
-def _plain(watch: CompiledWatch) -> bool:
-    spec = watch.spec
-    return watch.decided_by_sets and not spec.filters and spec.threshold <= 0
 
 
 def _variants(text: str) -> list[tuple[list[str], bool]]:

@@ -346,12 +346,12 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
         return []
     present = found.by_term.present
     matches = []
-    watches, plain = rules.watches, rules.plain
+    watches = rules.watches
     for index in candidates(rules, present):
         watch = watches[index]
         if watch.excluded and not watch.excluded.isdisjoint(present):
             continue  # a found term rules it out (a top-level NOT)
-        if index in plain:  # decided: a way met whole, nothing excluded found
+        if watch.plain:  # decided: a way met whole, nothing excluded found
             matches.append(Match(watch, found, found.by_term))
             continue
         spec = watch.spec
@@ -382,7 +382,7 @@ def candidates(rules: CompiledRules, present: Iterable[int]) -> list[int]:
     found: set[int] = set()
     for columns in rules.columns:
         found |= _all_met([sets[c] for c in columns])
-    return sorted(set(map(rules.way_watch.__getitem__, found)))
+    return sorted(set(map(rules.further_ways.get, found, found)))  # a way's watch
 
 
 def _all_met(clauses: list[tuple[frozenset[int], ...]]) -> frozenset[int]:
