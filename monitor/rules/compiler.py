@@ -93,7 +93,9 @@ class CompiledWatch:
 
 @dataclass(frozen=True)
 class CompiledRules:
-    automaton: Any  # ahocorasick.Automaton; values are (pattern length, tuple of Pattern)
+    # ahocorasick.Automaton; values are (pattern length, term, words, tuple of Pattern): the term
+    # and its words when the patterns are one, not case-sensitive (most), else -1 and 0
+    automaton: Any
     terms: tuple[TermInfo, ...]
     watches: tuple[CompiledWatch, ...]
     # term -> for each column (a clause count n and a clause position k, see `columns`), the
@@ -287,7 +289,9 @@ class _Builder:
             return EMPTY_AUTOMATON
         automaton = ahocorasick.Automaton()
         for stream, patterns in self.patterns.items():
-            automaton.add_word(stream, (len(stream), tuple(patterns)))
+            single = len(patterns) == 1 and patterns[0].shape is None
+            term, words = (patterns[0].term, patterns[0].words) if single else (-1, 0)
+            automaton.add_word(stream, (len(stream), term, words, tuple(patterns)))
         automaton.make_automaton()
         return automaton
 

@@ -258,8 +258,11 @@ def _find_in(
 ) -> None:
     if not scan.keys:
         return
-    for end, (length, patterns) in rules.automaton.iter(scan.stream):
+    for end, (length, term, words, patterns) in rules.automaton.iter(scan.stream):
         at = end - length + 2  # where the first key starts in the stream
+        if term >= 0:  # one pattern, not case-sensitive: its objects need not be read
+            raw[term].append((field, at, words))
+            continue
         for p in patterns:
             if p.shape is not None and not _written_so(p, scan, at):
                 continue
@@ -288,7 +291,7 @@ def _compound_hits(
 
     stream = " " + " ".join(window) + " "
     starts = list(accumulate((len(k) + 1 for k in window), initial=1))
-    for end, (length, patterns) in rules.automaton.iter(stream):
+    for end, (length, _, _, patterns) in rules.automaton.iter(stream):
         first_w = starts.index(end - length + 2)
         for p in patterns:
             last_w = first_w + p.words - 1
