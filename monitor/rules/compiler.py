@@ -352,7 +352,7 @@ def _top_level_exclusions(program: Program) -> tuple[frozenset[int], bool]:
             _terms_only(item) or (item[0] == AND and all(_terms_only(i) for i in item[1]))
             for item in program[1]
         )
-        return frozenset(), decided
+        return _NONE, decided
     items = program[1] if program[0] == AND else (program,)
     excluded: set[int] = set()
     simple = True
@@ -363,7 +363,7 @@ def _top_level_exclusions(program: Program) -> tuple[frozenset[int], bool]:
             excluded |= _term_set(inner) if _terms_only(inner) else set()
         else:
             simple = simple and _terms_only(item)
-    return frozenset(excluded), simple
+    return frozenset(excluded) or _NONE, simple  # (the shared empty set: no object to reach)
 
 
 def _terms_only(program: Program) -> bool:

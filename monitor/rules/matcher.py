@@ -69,7 +69,7 @@ class Match:
     and the snippet are worked out when first read, so deciding costs only the decision (one
     small object per match: an article matches dozens of watches, most never read further)."""
 
-    __slots__ = ("watch", "_compiled", "_found", "_hits", "_score", "_resolved")
+    __slots__ = ("_compiled", "_found", "_hits", "_score", "_resolved")
 
     def __init__(
         self,
@@ -78,12 +78,16 @@ class Match:
         hits: Mapping[int, list[Hit]],
         score: float | None = None,  # None: worked out when read (when no threshold needs it)
     ) -> None:
-        self.watch = compiled.spec.name
         self._compiled = compiled
         self._found = found
         self._hits = hits
         self._score = score
         self._resolved: tuple[tuple[TermHit, ...], Snippet] | None = None
+
+    @property
+    def watch(self) -> str:
+        """The watch's name (read when used: at 10,000 watches, its spec is far in memory)."""
+        return self._compiled.spec.name
 
     @property
     def score(self) -> float:
