@@ -382,7 +382,7 @@ def candidates(rules: CompiledRules, present: Iterable[int]) -> list[int]:
     postings are one row (a set per clause position), and zip turns the rows into the sets of
     each clause position. (Fewer objects to reach than a set per term and position looked up
     one by one: at 10,000 watches, reaching them is most of the time.)"""
-    rows = list(filter(None, map(rules.postings.get, present)))
+    rows = list(filter(None, map(rules.postings.__getitem__, present)))
     if not rows:
         return []
     sets = list(zip(*rows, strict=True))
