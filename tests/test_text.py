@@ -99,3 +99,18 @@ def test_sentences_and_paragraphs_in_stream_positions(text: str) -> None:
         ends = scan.ends_in_stream(unit)
         for at in scan._stream_starts:
             assert bisect_right(ends, at) == scan.unit_of(unit, scan.offset_at(at))
+
+
+@pytest.mark.parametrize("text", _texts())
+def test_the_scanned_paragraphs_group_words_as_paragraph_ends_does(text: str) -> None:
+    """Scanned numbers paragraphs by its sentences' line breaks: between two words there is
+    one exactly where there is a paragraph end, so each word is with the same others. (Not a
+    word that is only U+3000, which folds to itself but is whitespace: a pattern's words are
+    split at whitespace, so no hit starts there.)"""
+    scan = Scanned.of(text)
+    assert scan.sentence_ends == sentence_ends(scan.text)  # (scan.text is normalised: NFC)
+    ends = paragraph_ends(scan.text)
+    starts = [at for at, key in zip(scan.starts, scan.keys, strict=True) if not key.isspace()]
+    for a, b in zip(starts, starts[1:], strict=False):
+        together = bisect_right(ends, a) == bisect_right(ends, b)
+        assert (scan.paragraph_of(a) == scan.paragraph_of(b)) == together

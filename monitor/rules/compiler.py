@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, TypeAlias
 
 import ahocorasick
@@ -82,6 +83,8 @@ class CompiledWatch:
     # False when no score can fall short of the threshold (it is 0, no weight is negative): a
     # match's score is then worked out only if read.
     needs_score: bool
+    # Decided by its ways and exclusions alone: decided by sets, no filter, no threshold.
+    plain: bool
 
     @property
     def name(self) -> str:
@@ -90,15 +93,20 @@ class CompiledWatch:
 
 @dataclass(frozen=True)
 class CompiledRules:
-    automaton: Any  # ahocorasick.Automaton; values are (pattern length, tuple of Pattern)
+    # ahocorasick.Automaton; values are (pattern length, term, words, tuple of Pattern): the term
+    # and its words when the patterns are one, not case-sensitive (most), else -1 and 0
+    automaton: Any
     terms: tuple[TermInfo, ...]
     watches: tuple[CompiledWatch, ...]
-    # term -> ((clause count n, clause position k), ways with n clauses whose k-th holds it)
-    postings: dict[int, tuple[tuple[tuple[int, int], frozenset[int]], ...]]
-    clause_counts: tuple[int, ...]  # the numbers of clauses ways have
-    way_watch: tuple[int, ...]  # the watch (index) of each way
-    # Watches decided by their ways and exclusions alone: no filter, no threshold, every field
-    plain: frozenset[int]
+    # term (index) -> for each column (a clause count n and a clause position k, see `columns`),
+    # the ways with n clauses whose k-th holds it (empty where none does); None for a term only
+    # excluded. (A tuple: indexing it reaches less memory than a dict's lookup.)
+    postings: tuple[tuple[frozenset[int], ...] | None, ...]
+    # for each number of clauses ways have, the range of its columns (position 0 first)
+    columns: tuple[range, ...]
+    # A watch's first way is numbered as the watch (its index); its further ways (an OR with
+    # ANDs has one for each) are numbered from len(watches) on: the watch of each of those
+    further_ways: dict[int, int]
     max_words: int  # the longest pattern, in words
     words: frozenset[str]  # every word of every pattern (a prefix pattern's stem included)
     stems: frozenset[str]  # the stems of prefix patterns
@@ -118,6 +126,7 @@ class CompiledRules:
 
 
 EMPTY_AUTOMATON = ahocorasick.Automaton()
+_NONE: frozenset[int] = frozenset()  # one shared object for every empty posting (hot in cache)
 
 
 def compile_rules(rules: RuleSet) -> CompiledRules:
@@ -125,26 +134,31 @@ def compile_rules(rules: RuleSet) -> CompiledRules:
     builder = _Builder(rules.actors)
     watches = tuple(builder.watch(spec) for spec in rules.watches)
     postings: dict[int, dict[tuple[int, int], list[int]]] = defaultdict(lambda: defaultdict(list))
-    way_watch: list[int] = []
+    further: dict[int, int] = {}
     for index, watch in enumerate(watches):
-        for clauses in watch.ways:
-            way = len(way_watch)
-            way_watch.append(index)
+        for nth, clauses in enumerate(watch.ways):
+            way = index if nth == 0 else len(watches) + len(further)
+            if nth:
+                further[way] = index
             for k, clause in enumerate(clauses):
                 for term in clause:
                     postings[term][(len(clauses), k)].append(way)
     automaton = builder.automaton()
+    counts = sorted({len(way) for w in watches for way in w.ways})
+    keys = [(n, k) for n in counts for k in range(n)]
+    starts = accumulate(counts, initial=0)  # of each count's columns
     return CompiledRules(
         automaton=automaton,
         terms=tuple(builder.terms),
         watches=watches,
-        postings={
-            term: tuple((key, frozenset(ids)) for key, ids in by_clause.items())
-            for term, by_clause in postings.items()
-        },
-        clause_counts=tuple(sorted({len(way) for w in watches for way in w.ways})),
-        way_watch=tuple(way_watch),
-        plain=frozenset(i for i, w in enumerate(watches) if _plain(w)),
+        postings=tuple(
+            tuple(frozenset(by_clause[key]) if key in by_clause else _NONE for key in keys)
+            if (by_clause := postings.get(term))
+            else None
+            for term in range(len(builder.terms))
+        ),
+        columns=tuple(range(start, start + n) for start, n in zip(starts, counts, strict=False)),
+        further_ways=further,
         max_words=builder.max_words,
         words=frozenset(builder.words),
         stems=frozenset(builder.stems),
@@ -181,6 +195,7 @@ class _Builder:
             by_sets,
             (0.0, title, text, title + text),
             spec.threshold > 0 or any(weight < 0 for weight in spec.weights.values()),
+            by_sets and not spec.filters and spec.threshold <= 0,
         )
 
     def program(self, node: Node, inflected: bool) -> Program:
@@ -277,14 +292,11 @@ class _Builder:
             return EMPTY_AUTOMATON
         automaton = ahocorasick.Automaton()
         for stream, patterns in self.patterns.items():
-            automaton.add_word(stream, (len(stream), tuple(patterns)))
+            single = len(patterns) == 1 and patterns[0].shape is None
+            term, words = (patterns[0].term, patterns[0].words) if single else (-1, 0)
+            automaton.add_word(stream, (len(stream), term, words, tuple(patterns)))
         automaton.make_automaton()
         return automaton
-
-
-def _plain(watch: CompiledWatch) -> bool:
-    spec = watch.spec
-    return watch.decided_by_sets and not spec.filters and spec.threshold <= 0
 
 
 def _variants(text: str) -> list[tuple[list[str], bool]]:
@@ -343,7 +355,7 @@ def _top_level_exclusions(program: Program) -> tuple[frozenset[int], bool]:
             _terms_only(item) or (item[0] == AND and all(_terms_only(i) for i in item[1]))
             for item in program[1]
         )
-        return frozenset(), decided
+        return _NONE, decided
     items = program[1] if program[0] == AND else (program,)
     excluded: set[int] = set()
     simple = True
@@ -354,7 +366,7 @@ def _top_level_exclusions(program: Program) -> tuple[frozenset[int], bool]:
             excluded |= _term_set(inner) if _terms_only(inner) else set()
         else:
             simple = simple and _terms_only(item)
-    return frozenset(excluded), simple
+    return frozenset(excluded) or _NONE, simple  # (the shared empty set: no object to reach)
 
 
 def _terms_only(program: Program) -> bool:

@@ -69,7 +69,7 @@ class Match:
     and the snippet are worked out when first read, so deciding costs only the decision (one
     small object per match: an article matches dozens of watches, most never read further)."""
 
-    __slots__ = ("watch", "_compiled", "_found", "_hits", "_score", "_resolved")
+    __slots__ = ("_compiled", "_found", "_hits", "_score", "_resolved")
 
     def __init__(
         self,
@@ -78,12 +78,16 @@ class Match:
         hits: Mapping[int, list[Hit]],
         score: float | None = None,  # None: worked out when read (when no threshold needs it)
     ) -> None:
-        self.watch = compiled.spec.name
         self._compiled = compiled
         self._found = found
         self._hits = hits
         self._score = score
         self._resolved: tuple[tuple[TermHit, ...], Snippet] | None = None
+
+    @property
+    def watch(self) -> str:
+        """The watch's name (read when used: at 10,000 watches, its spec is far in memory)."""
+        return self._compiled.spec.name
 
     @property
     def score(self) -> float:
@@ -258,8 +262,11 @@ def _find_in(
 ) -> None:
     if not scan.keys:
         return
-    for end, (length, patterns) in rules.automaton.iter(scan.stream):
+    for end, (length, term, words, patterns) in rules.automaton.iter(scan.stream):
         at = end - length + 2  # where the first key starts in the stream
+        if term >= 0:  # one pattern, not case-sensitive: its objects need not be read
+            raw[term].append((field, at, words))
+            continue
         for p in patterns:
             if p.shape is not None and not _written_so(p, scan, at):
                 continue
@@ -288,7 +295,7 @@ def _compound_hits(
 
     stream = " " + " ".join(window) + " "
     starts = list(accumulate((len(k) + 1 for k in window), initial=1))
-    for end, (length, patterns) in rules.automaton.iter(stream):
+    for end, (length, _, _, patterns) in rules.automaton.iter(stream):
         first_w = starts.index(end - length + 2)
         for p in patterns:
             last_w = first_w + p.words - 1
@@ -346,12 +353,12 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
         return []
     present = found.by_term.present
     matches = []
-    watches, plain = rules.watches, rules.plain
+    watches = rules.watches
     for index in candidates(rules, present):
         watch = watches[index]
         if watch.excluded and not watch.excluded.isdisjoint(present):
             continue  # a found term rules it out (a top-level NOT)
-        if index in plain:  # decided: a way met whole, nothing excluded found
+        if watch.plain:  # decided: a way met whole, nothing excluded found
             matches.append(Match(watch, found, found.by_term))
             continue
         spec = watch.spec
@@ -371,30 +378,29 @@ def match(rules: CompiledRules, doc: Document) -> list[Match]:
 
 def candidates(rules: CompiledRules, present: Iterable[int]) -> list[int]:
     """The watches (indexes, in order) with a way each of whose clauses met a found term: the
-    only ones looked at further. Unions and intersections of postings, in C."""
-    met: dict[tuple[int, int], list[frozenset[int]]] = defaultdict(list)
-    postings = rules.postings
-    for term in present:
-        for key, ways in postings.get(term, ()):
-            met[key].append(ways)
+    only ones looked at further. Unions and intersections of postings, in C: each found term's
+    postings are one row (a set per clause position), and zip turns the rows into the sets of
+    each clause position. (Fewer objects to reach than a set per term and position looked up
+    one by one: at 10,000 watches, reaching them is most of the time.)"""
+    rows = list(filter(None, map(rules.postings.__getitem__, present)))
+    if not rows:
+        return []
+    sets = list(zip(*rows, strict=True))
     found: set[int] = set()
-    for n in rules.clause_counts:
-        groups = [met.get((n, k), []) for k in range(n)]
-        if all(groups):  # else a clause position no found term meets: no way with n clauses
-            found |= _all_met(groups)
-    return sorted(set(map(rules.way_watch.__getitem__, found)))
+    for columns in rules.columns:
+        found |= _all_met([sets[c] for c in columns])
+    return sorted(set(map(rules.further_ways.get, found, found)))  # a way's watch
 
 
-def _all_met(groups: list[list[frozenset[int]]]) -> frozenset[int]:
-    """The ways in (a set of) every group. Starting from the rarest clause position, each
-    other one only filters the survivors: `survivors & ways` walks the smaller of the two, so
-    the common terms' long postings (@ukraine's) are not copied into a union."""
-    groups.sort(key=lambda group: sum(map(len, group)))
-    survivors = frozenset().union(*groups[0])
-    for group in groups[1:]:
+def _all_met(clauses: list[tuple[frozenset[int], ...]]) -> frozenset[int]:
+    """The ways in (a set of) every clause position. The first position's union is then only
+    filtered: `survivors & ways` walks the smaller of the two, so the common terms' long
+    postings (@ukraine's) are not copied into a union."""
+    survivors = frozenset().union(*filter(None, clauses[0]))
+    for sets in clauses[1:]:
         if not survivors:
             break
-        survivors = frozenset().union(*[survivors & ways for ways in group])
+        survivors = frozenset().union(*map(survivors.intersection, filter(None, sets)))
     return survivors
 
 

@@ -321,7 +321,16 @@ class Scanned:
     @cached_property
     def sentence_ends(self) -> list[int]:
         """Offsets where sentences end (each is the start of the gap before the next)."""
-        return sentence_ends(self.text)
+        return sorted(self._gap_ends + self._line_breaks)  # sentence_ends(text)
+
+    @cached_property
+    def _gap_ends(self) -> list[int]:
+        """The ends of sentences that are not line breaks."""
+        return gap_ends(self.text)
+
+    @cached_property
+    def _line_breaks(self) -> list[int]:
+        return line_breaks(self.text)
 
     @cached_property
     def sentence_spans(self) -> list[tuple[int, int]]:
@@ -330,8 +339,11 @@ class Scanned:
 
     @cached_property
     def paragraph_ends(self) -> list[int]:
-        """Offsets where paragraphs end: the start of the whitespace around each line break."""
-        return paragraph_ends(self.text)
+        """Offsets where paragraphs end, for numbering them: the line breaks that end sentences.
+        Between two words, there is one of them exactly where there is one of paragraph_ends(text)
+        (the whitespace around a line break has no word), so they number the paragraphs of words
+        alike; and the sentences' ends in the stream are then theirs and the other ends'."""
+        return self._line_breaks
 
     def sentence_of(self, offset: int) -> int:
         return bisect_right(self.sentence_ends, offset)
@@ -354,7 +366,8 @@ class Scanned:
 
     @cached_property
     def _sentence_ends_in_stream(self) -> list[int]:
-        return self._in_stream(self.sentence_ends)
+        # _in_stream keeps the order, so the two lists merge as the offsets would
+        return sorted(self._in_stream(self._gap_ends) + self._paragraph_ends_in_stream)
 
     @cached_property
     def _paragraph_ends_in_stream(self) -> list[int]:
@@ -390,39 +403,50 @@ _ABBREVIATIONS = [
 ]
 # A sentence ends at . ! ? or … (with closing quotes/brackets) before spaces and then a capital,
 # a digit or an opening quote; or at a line break. A dot after an abbreviation, an initial ("A.")
-# or a dotted abbreviation ("U.S.") does not end one. The regex is tried only where str.find
-# (memchr) finds a terminator: a regex scan checks its first character class at every character,
-# five times slower. The few dots that match are then checked in Python (lookbehinds in the
-# regex cost three times more).
+# or a dotted abbreviation ("U.S.") does not end one. _SENTENCE_END says where; it is searched as
+# one regex per terminator, each starting with its terminator as a literal: the regex engine
+# then skips to the next one as str.find (memchr) does, where a regex starting with a character
+# class checks it at every character, five times slower. The few dots that match are then
+# checked in Python (lookbehinds in the regex cost three times more).
 _ABBREVIATIONS_FOLDED = frozenset(a.casefold() for a in _ABBREVIATIONS)
 _LOWER = "a-zà-ÿа-яёіїєґ"
 _TERMINATORS = ".!?…"
-_SENTENCE_END = re.compile(
-    rf"[{_TERMINATORS}]+[\"'”’»)\]]*(?P<gap>[ \t\r\f\v]+)(?=[\"'“‘«(\[]?(?![{_LOWER}])[^\W_])"
+_AFTER_TERMINATOR = (
+    rf"[{_TERMINATORS}]*[\"'”’»)\]]*(?P<gap>[ \t\r\f\v]+)(?=[\"'“‘«(\[]?(?![{_LOWER}])[^\W_])"
 )
+_SENTENCE_END = re.compile(rf"[{_TERMINATORS}]{_AFTER_TERMINATOR}")
+_SENTENCE_END_AT = {char: re.compile(re.escape(char) + _AFTER_TERMINATOR) for char in _TERMINATORS}
 
 
 def sentence_ends(text: str) -> list[int]:
     """Offsets of the gaps between sentences: "Mr. Blinken" and "U.S. officials" do not end one."""
-    ends = [m.start("gap") for m in _sentence_end_matches(text) if not _after_abbreviation(text, m)]
-    if "\n" in text:  # a line break always ends one
-        breaks = [at for at in _positions(text, "\n") if at == 0 or text[at - 1] != "\n"]
-        ends = sorted({*ends, *breaks})
-    return ends
+    return sorted(gap_ends(text) + line_breaks(text))  # a gap is never a line break: no duplicates
+
+
+def gap_ends(text: str) -> list[int]:
+    """The ends of sentences at a terminator, before spaces (offsets of the spaces)."""
+    return [m.start("gap") for m in _sentence_end_matches(text) if not _after_abbreviation(text, m)]
+
+
+def line_breaks(text: str) -> list[int]:
+    """The line breaks, each of which ends a sentence (the first of a blank line's)."""
+    if "\n" not in text:
+        return []
+    return [at for at in _positions(text, "\n") if at == 0 or text[at - 1] != "\n"]
 
 
 def _sentence_end_matches(text: str) -> Iterator[re.Match[str]]:
-    """What _SENTENCE_END.finditer(text) finds. A match starts at a terminator; where it fails
-    at the first of a run of terminators ("?!"), it fails at the others too (the run is taken
-    whole), so trying each terminator not inside the last match finds the same matches."""
-    terminators = sorted(
-        at for char in _TERMINATORS if char in text for at in _positions(text, char)
-    )
-    match, resume = _SENTENCE_END.match, 0
-    for at in terminators:
-        if at >= resume and (found := match(text, at)) is not None:
-            resume = found.end()
-            yield found
+    """What _SENTENCE_END.finditer(text) finds. A match starts at a terminator, and is the one
+    its terminator's regex finds there; one starting inside an earlier match (the "!" of "?!",
+    taken whole by the "?" one) is not one finditer would find."""
+    at = _SENTENCE_END_AT
+    found = [m for char in _TERMINATORS if char in text for m in at[char].finditer(text)]
+    found.sort(key=re.Match.start)
+    resume = 0
+    for match in found:
+        if match.start() >= resume:
+            resume = match.end()
+            yield match
 
 
 def paragraph_ends(text: str) -> list[int]:
