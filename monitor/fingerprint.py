@@ -27,6 +27,9 @@ from __future__ import annotations
 import random
 import re
 import struct
+import sys
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from hashlib import blake2b
@@ -39,10 +42,20 @@ _MASK32 = 0xFFFFFFFF
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """A text's sketch: the minimum of each bin, and how many distinct shingles it had."""
+    """A text's sketch: the minimum of each bin, and how many distinct shingles it had.
 
-    minima: tuple[int, ...]  # one unsigned 32-bit value a bin
+    The minima are kept in an array of 32-bit values (512 bytes), not a tuple of ints (4.6 KB):
+    an ingest transaction holds the fingerprint of every stored article sharing a band with
+    its entries, thousands of them once a store is large."""
+
+    minima: Sequence[int]  # one unsigned 32-bit value a bin (an array('I') once made)
     shingles: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.minima, array):
+            object.__setattr__(self, "minima", array("I", self.minima))
+
+    __hash__ = None  # type: ignore[assignment]  # an array is not hashable
 
     def to_bytes(self) -> bytes:
         """The minima as stored (little-endian uint32 each)."""
@@ -50,7 +63,11 @@ class Fingerprint:
 
     @classmethod
     def from_bytes(cls, data: bytes, shingles: int) -> Fingerprint:
-        return cls(struct.unpack(f"<{len(data) // 4}I", data), shingles)
+        minima = array("I")
+        minima.frombytes(data)
+        if sys.byteorder == "big":  # stored little-endian
+            minima.byteswap()
+        return cls(minima, shingles)
 
 
 @dataclass(frozen=True)

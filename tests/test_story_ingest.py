@@ -21,8 +21,9 @@ from monitor.pipeline import activate_rules, poll_cycle
 from monitor.rules.active import definitions
 from monitor.rules.query import parse_query
 from monitor.rules.spec import ActorSpec, Alias, ChannelSpec, Delivery, RuleSet, WatchSpec
-from monitor.store.clusters import _Background
+from monitor.store.clusters import MAX_CANDIDATES, Stories, _Background
 from monitor.store.schema import article_bands, stories
+from monitor.stories import Signature
 from tests.support import Item, feed_spec, rss, runtime, settings
 from tests.test_dispatch import text_render
 
@@ -279,3 +280,30 @@ def test_a_grown_storys_norm_is_the_norm_of_its_summed_terms():
     carried = background.norm_grown(background.norm(story), story, added)
     assert carried == pytest.approx(background.norm(grown), rel=1e-12)
     assert carried != pytest.approx(background.norm(story))  # it did grow
+
+
+def _story_signature(n: int, when: datetime) -> Signature:
+    """A story of its own: one key shared with every other, a lead shared with none."""
+    own = {f"own{n}": 5.0}
+    return Signature(str(n), when, {"shared": 1.0, **own}, {}, None, None, own)
+
+
+def test_a_transaction_reads_only_the_stored_stories_an_article_may_join(store, clock):
+    """Every stored story sharing a key is counted, but only the MAX_CANDIDATES that rank
+    first for some article are read (a large store has thousands sharing a common word)."""
+    when = clock()
+    with store.engine.begin() as c:
+        placing = Stories(lambda: c)
+        for n in range(6):
+            sig = _story_signature(n, when)
+            keys = ("shared", f"own{n}")
+            placing.prefetch([(when, keys)])
+            placing.place(100 + n, sig, keys)
+        placing.flush(when)
+        assert len(placing.held) == 6  # six stories: no lead in common
+    with store.engine.begin() as c:
+        reading = Stories(lambda: c)
+        reading.prefetch([(when, ("shared", "own2", "own4"))])
+        assert reading.by_key["shared"] == {100, 101, 102, 103, 104, 105}
+        assert set(reading.held) == {102, 104}  # two keys each; the others one
+        assert MAX_CANDIDATES == 2

@@ -288,6 +288,7 @@ class Stories:
         self.asked: set[str] = set()
         self.by_key: dict[str, set[int]] = defaultdict(set)
         self.common: set[str] = set()  # keys too many stored open stories share
+        self.spans: dict[int, tuple[datetime, datetime]] = {}  # stored story -> first, last
         self.held: dict[int, _Held] = {}
         self.frequencies: Frequencies | None = None
         # the frequencies looked up so far, as a plain dict: similarity asks one per term
@@ -299,33 +300,46 @@ class Stories:
         self._changed = False
 
     def prefetch(self, articles: Sequence[tuple[datetime, tuple[str, ...]]]) -> None:
-        """Load, in one statement, the stories within the window that share a key with these
-        articles (their published time and keys)."""
+        """Look up, in one statement, the stored stories within the window that share a key
+        with these articles (their published time and keys), and read, in another, those that
+        can be an article's candidate."""
         self._load_frequencies()
         keys = list({k for _, ks in articles for k in ks if k not in self.asked})
-        if not keys:
-            return
+        if keys:
+            self._read_holders(keys, articles)
+        self._read_candidates(articles)
+
+    def _read_holders(
+        self, keys: list[str], articles: Sequence[tuple[datetime, tuple[str, ...]]]
+    ) -> None:
         self.asked.update(keys)
         earliest = min(published for published, _ in articles) - WINDOW
         latest = max(published for published, _ in articles) + WINDOW
         c, s, k = self.sent(), stories.c, story_keys.c
         sharing = (
-            select(k.key, k.story_id)
+            select(k.key, k.story_id, s.first_at, s.last_at)
             .join(stories, s.id == k.story_id)
             .where(one_of(c, k.key, keys), s.last_at >= earliest, s.first_at <= latest)
         )
         holders: dict[str, list[int]] = defaultdict(list)
-        for key, story_id in c.execute(sharing):
+        for key, story_id, first, last in c.execute(sharing):
             holders[key].append(story_id)
-        found = set()
+            self.spans[story_id] = (first, last)
         for key, ids in holders.items():
             if len(ids) > COMMON_KEY:  # finds no candidates (see place): its stories not read
                 self.common.add(key)
                 continue
             self.by_key[key].update(ids)
-            found.update(ids)
-        missing = [i for i in found if i not in self.held]
-        if missing:  # each story's JSON read once, however many of the keys it has
+
+    def _read_candidates(self, articles: Sequence[tuple[datetime, tuple[str, ...]]]) -> None:
+        """Read the stored stories that rank among an article's MAX_CANDIDATES (as
+        `_candidates` ranks them), each story's JSON once. Only those: a stored story ranked
+        lower can only fall further behind before the article is placed (only held stories
+        gain keys), and a large store has thousands sharing some key with a group's articles."""
+        wanted = {i for published, keys in articles for i in self._ranked(published, keys)}
+        missing = [i for i in wanted if i not in self.held]
+        if missing:
+            c, s = self.sent(), stories.c
             columns = [s.id, s.first_at, s.last_at, s.articles, s.terms, s.labels, s.days]
             columns.append(s.lead_terms)
             for row in c.execute(select(*columns, s["keys"]).where(one_of(c, s.id, missing))):
@@ -377,8 +391,17 @@ class Stories:
         return story_id, decision.explain()
 
     def _candidates(self, signature: Signature, keys: tuple[str, ...]) -> list[_Held]:
-        """The open stories sharing most of the article's keys (at most MAX_CANDIDATES)."""
-        by_key, common = self.by_key, self.common
+        """The open stories sharing most of the article's keys (at most MAX_CANDIDATES). A
+        story prefetch did not read is passed over: it ranked lower then, and could only
+        come level when a key turned common meanwhile."""
+        return [self.held[i] for i in self._ranked(signature.published, keys, held_only=True)]
+
+    def _ranked(
+        self, published: datetime, keys: tuple[str, ...], held_only: bool = False
+    ) -> list[int]:
+        """The ids of the MAX_CANDIDATES open stories sharing most of these keys, most first
+        (then the latest story)."""
+        by_key, common, held, spans = self.by_key, self.common, self.held, self.spans
         shared = Counter(  # counted in C: an article's keys are held by a score of stories
             chain.from_iterable(
                 holders
@@ -387,15 +410,20 @@ class Stories:
                 if key not in common and len(holders := by_key.get(key, ())) <= COMMON_KEY
             )
         )
-        held, when = self.held, signature.published
-        candidates: list[_Held] = []
-        # most keys shared first, then the latest story
+        found: list[int] = []
         for story_id, _ in sorted(shared.items(), key=itemgetter(1, 0), reverse=True):
-            if held[story_id].story.open_at(when):
-                candidates.append(held[story_id])
-                if len(candidates) == MAX_CANDIDATES:
+            if story_id in held:
+                is_open = held[story_id].story.open_at(published)
+            elif held_only:
+                continue
+            else:
+                first, last = spans[story_id]
+                is_open = first - WINDOW <= published <= last + WINDOW
+            if is_open:
+                found.append(story_id)
+                if len(found) == MAX_CANDIDATES:
                     break
-        return candidates
+        return found
 
     def _grown(self, story: Story, article: Signature, background: _Background) -> Story:
         """The story with the article added. Its dicts are grown in place: the transaction
