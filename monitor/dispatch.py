@@ -155,9 +155,11 @@ def _what_changed(story: Story) -> str:
 
 
 def _title(watch: str, kind: str, new: int, updated: int) -> str:
+    """ "troops: 3 new stories, 1 update": an entry is a story, however many outlets and
+    articles it has (with stories off, each article is its own)."""
     parts = []
     if new:
-        parts.append(f"{new} new article{'s' if new != 1 else ''}")
+        parts.append(f"{new} new {'stories' if new != 1 else 'story'}")
     if updated:
         parts.append(f"{updated} update{'s' if updated != 1 else ''}")
     what = ", ".join(parts) or "nothing new"

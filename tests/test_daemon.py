@@ -287,8 +287,8 @@ def test_the_daemon_delivers_a_match_to_a_webhook_once(server, tmp_path):
         code, err = stop(proc)
     assert code == 0, err
     (hit,) = [h for h in server.hits if h.path == "/hook"]
-    assert hit.method == "POST" and b"troops: 1 new article" in hit.body
-    assert b"From our desk: troops: 1 new article" in hit.body
+    assert hit.method == "POST" and b"troops: 1 new story" in hit.body
+    assert b"From our desk: troops: 1 new story" in hit.body
 
 
 def test_sigkill_while_a_channel_is_down_loses_no_alert_and_sends_it_once(server, tmp_path):

@@ -29,7 +29,7 @@ def test_send_test_delivers_a_sample_message_to_the_channel(config_dir):
     assert result.exit_code == 0, result.output
     assert "hook: sent a sample text message" in result.output
     body = json.loads(hit.body)
-    assert "new articles" in body["title"] and "Blinken" in body["message"]
+    assert "new stories" in body["title"] and "Blinken" in body["message"]
 
 
 def test_send_test_reports_the_error_without_the_secret(config_dir):

@@ -104,7 +104,7 @@ def test_a_burst_waits_group_wait_and_goes_out_as_one_message(immediate, clock):
     assert (row.id, row.kind, row.title, len(row.stories)) == (
         queued,
         "alert",
-        "troops: 2 new articles",
+        "troops: 2 new stories",
         2,
     )
     assert immediate.plan() == []  # never the same stories twice
@@ -186,7 +186,7 @@ def test_a_digest_covers_what_matched_since_the_previous_one(store, clock):
     clock.now = datetime(2022, 1, 20, 7, 0, 5, tzinfo=UTC)
     (queued,) = desk.plan()
     digest = desk.store.outbox()[0]
-    assert (digest.kind, digest.title) == ("digest", "troops digest: 1 new article")
+    assert (digest.kind, digest.title) == ("digest", "troops digest: 1 new story")
     clock.now = datetime(2022, 1, 21, 7, 0, 5, tzinfo=UTC)
     assert desk.plan() == []  # nothing new: no empty digest
 
@@ -235,7 +235,7 @@ def test_a_message_goes_to_a_webhook_and_is_marked_sent(store, clock, hook):
     assert row.status == "sent" and row.attempts == 1
     (request,) = [h for h in hook.hits if h.path == "/hook"]
     body = json.loads(request.body)
-    assert body["title"] == "troops: 1 new article" and "Blinken in Kyiv (RFERL)" in body["message"]
+    assert body["title"] == "troops: 1 new story" and "Blinken in Kyiv (RFERL)" in body["message"]
 
 
 def test_a_channel_that_is_down_is_retried_with_backoff_until_it_is_back(store, clock, hook):

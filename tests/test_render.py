@@ -70,7 +70,7 @@ def hostile_entry(url: str = "javascript:alert(1)") -> Entry:
 def message(
     *entries: Entry,
     more: int = 0,
-    title: str = "troop-buildup: 2 new articles",
+    title: str = "troop-buildup: 2 new stories",
     text: str | None = None,
 ) -> Message:
     return Message(
@@ -236,7 +236,7 @@ def test_an_update_shows_what_changed() -> None:
 @pytest.mark.parametrize("fmt", ["slack", "email", "text", "markdown"])
 def test_the_sample_digest_renders_in_every_format(fmt: str) -> None:
     rendered = render(sample_message(shown=5), fmt)  # type: ignore[arg-type]
-    assert rendered.subject == "troop-buildup: 12 new articles"
+    assert rendered.subject == "troop-buildup: 12 new stories"
     assert "and 7 more" in rendered.text
     body = {
         "slack": json.dumps(rendered.slack),
@@ -477,7 +477,7 @@ def test_email_is_multipart_alternative_with_message_id_and_date() -> None:
     assert parts[1].get_content() == rendered.html
     assert re.fullmatch(r"<[^@<>]+@monitor\.example\.org>", parsed["Message-ID"])
     assert parsed["Date"].datetime == CREATED
-    assert parsed["Subject"] == "troop-buildup: 12 new articles"
+    assert parsed["Subject"] == "troop-buildup: 12 new stories"
     assert parsed["To"] == "desk@example.org, ops@example.org"
     assert parsed["Auto-Submitted"] == "auto-generated"
 
@@ -543,7 +543,7 @@ def write(folder: Path, name: str, text: str) -> Path:
 def test_a_user_template_overrides_the_shipped_one_by_file_name(tmp_path: Path) -> None:
     write(tmp_path, "subject.txt", "[desk] {{ message.title }} ({{ message.count }} shown)")
     rendered = render(sample_message(shown=2), "email", templates=tmp_path)
-    assert rendered.subject == "[desk] troop-buildup: 12 new articles (2 shown)"
+    assert rendered.subject == "[desk] troop-buildup: 12 new stories (2 shown)"
     assert rendered.html is not None and "<mark" in rendered.html  # the shipped email.html
 
 

@@ -37,7 +37,7 @@ class Message:
 
     kind: Kind
     route: str  # the watch (or "feed-health")
-    title: str  # what and how many: "troop-buildup: 7 new articles"
+    title: str  # what and how many: "troop-buildup: 7 new stories"
     entries: tuple[Entry, ...]  # ordered by score, then time, newest first
     more: int  # stories left out beyond the cap ("and N more")
     timezone: str  # IANA name, for times shown

@@ -63,7 +63,7 @@ def sample_message(
     return Message(
         kind=kind,
         route=WATCH,
-        title=f"{WATCH}: {len(entries)} new articles",
+        title=f"{WATCH}: {len(entries)} new stories",
         entries=listed,
         more=len(entries) - len(listed),
         timezone=timezone,
