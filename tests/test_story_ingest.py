@@ -188,7 +188,7 @@ def test_a_digest_lists_a_story_once_with_every_outlet(outlets, store, clock):
     (row,) = store.outbox()
     assert row.id == queued and row.kind == "digest" and len(row.stories) == 1
     lines = row.content["text"].splitlines()
-    assert lines[0] == "kyiv digest: 1 new article"
+    assert lines[0] == "kyiv digest: 1 new story"
     assert lines[1].startswith("- Blinken urges Putin to choose diplomacy (RFERL, AP)")
 
 
