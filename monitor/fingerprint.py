@@ -38,6 +38,7 @@ from monitor.extract import normalise_text
 
 _WORDS = re.compile(r"\w+")
 _MASK32 = 0xFFFFFFFF
+_U32 = next(code for code in "IL" if array(code).itemsize == 4)  # array typecode of a uint32
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Fingerprint:
 
     def __post_init__(self) -> None:
         if not isinstance(self.minima, array):
-            object.__setattr__(self, "minima", array("I", self.minima))
+            object.__setattr__(self, "minima", array(_U32, self.minima))
 
     __hash__ = None  # type: ignore[assignment]  # an array is not hashable
 
@@ -63,7 +64,7 @@ class Fingerprint:
 
     @classmethod
     def from_bytes(cls, data: bytes, shingles: int) -> Fingerprint:
-        minima = array("I")
+        minima = array(_U32)
         minima.frombytes(data)
         if sys.byteorder == "big":  # stored little-endian
             minima.byteswap()

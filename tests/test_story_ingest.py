@@ -21,7 +21,7 @@ from monitor.pipeline import activate_rules, poll_cycle
 from monitor.rules.active import definitions
 from monitor.rules.query import parse_query
 from monitor.rules.spec import ActorSpec, Alias, ChannelSpec, Delivery, RuleSet, WatchSpec
-from monitor.store.clusters import MAX_CANDIDATES, Stories, _Background
+from monitor.store.clusters import MAX_CANDIDATES, Frequencies, Stories, _Background
 from monitor.store.schema import article_bands, stories
 from monitor.stories import Signature
 from tests.support import Item, feed_spec, rss, runtime, settings
@@ -307,3 +307,18 @@ def test_a_transaction_reads_only_the_stored_stories_an_article_may_join(store, 
         assert reading.by_key["shared"] == {100, 101, 102, 103, 104, 105}
         assert set(reading.held) == {102, 104}  # two keys each; the others one
         assert MAX_CANDIDATES == 2
+
+
+def test_document_frequencies_count_pending_terms_and_keep_them_when_written():
+    """Frequencies counts an article's terms in a Counter and adds them to the sketch when
+    it is written: read before and after, and read back from the bytes, they agree."""
+    sketch = Frequencies()
+    sketch.add({"kyiv": 2.0, "troops": 0.25})  # a signature's terms: their keys count
+    sketch.add(["kyiv"])
+    assert (sketch["kyiv"], sketch["troops"], sketch["absent"]) == (2, 1, 0)
+    stored = sketch.to_bytes()
+    assert (sketch["kyiv"], sketch["troops"]) == (2, 1)  # nothing counted twice
+    again = Frequencies(sketch.docs, stored)
+    assert (again.docs, again["kyiv"], again["troops"], again["absent"]) == (2, 2, 1, 0)
+    again.add(["troops"])
+    assert again["troops"] == 2

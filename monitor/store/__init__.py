@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from monitor.store.ingest import EntryToStore, Ingested, NewArticle
 from monitor.store.matching import ArticleToMatch, StoredMatch
-from monitor.store.store import ArticleView, FeedHealth, FeedState, PolledOk, Store
+from monitor.store.schedule import FeedHealth, FeedState, PolledOk
+from monitor.store.store import ArticleView, Store
 
 __all__ = [
     "ArticleToMatch",

@@ -44,7 +44,7 @@ from monitor.store.schema import article_revisions, article_sources, articles
 from monitor.store.sql import insert_rows, one_of, pairs_of
 
 if TYPE_CHECKING:
-    from monitor.store.store import FeedState
+    from monitor.store.schedule import FeedState
 
 K = TypeVar("K")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -66,6 +66,15 @@ def pairs_of(
         )
     )
     return key.in_(found)
+
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """`items` in slices of `size`: statements with one term an item stay bounded."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def insert_rows(c: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

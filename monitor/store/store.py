@@ -1,85 +1,58 @@
-"""The Store: feeds' schedule state, articles with sources and revisions, learned boilerplate."""
+"""The Store: transactions around the stages' statements (feeds' schedule: monitor.store.schedule;
+ingest, matching, delivery: their modules), articles with sources and revisions, learned
+boilerplate. Connecting and creating the schema: monitor.store.engine."""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    Column,
     ColumnElement,
     Connection,
     Engine,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    and_,
-    bindparam,
-    create_engine,
     delete,
-    event,
     func,
-    insert,
-    inspect,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from monitor.config import FeedSpec
-from monitor.store import delivery, matching
+from monitor.store import delivery, learned, matching, schedule
 from monitor.store.delivery import OutboxRow
+from monitor.store.engine import (
+    connect,
+    create_if_empty,
+    is_transient,
+    revision,
+    serialise_schema_changes,
+)
 from monitor.store.ingest import EntryToStore, Ingest, Ingested, NewArticle, ingest_batch
 from monitor.store.matching import ArticleToMatch, MatchFn, StoredMatch
+from monitor.store.schedule import FeedHealth, FeedState, PolledOk
 from monitor.store.schema import (
     HEAD_REVISION,
     article_revisions,
     article_sources,
     articles,
-    boilerplate_lines,
     feeds,
-    metadata,
     outlets,
     stories,
 )
-from monitor.store.sql import one_of, pairs_of
+from monitor.store.sql import chunks, pairs_of
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# PostgreSQL's answers to two transactions that got in each other's way (deadlock_detected,
-# serialization_failure): nothing is wrong with the data, and the same work done again succeeds.
-TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
-ATOMIC_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class FeedState:
-    """A claimed feed: what the fetch/parse stages need, and the state that shapes the next poll."""
-
-    id: int
-    name: str
-    url: str
-    outlet_id: int
-    outlet: str
-    interval: timedelta
-    language: str | None
-    etag: str | None
-    last_modified: str | None
-    consecutive_failures: int
-    first_poll: bool  # never polled successfully: its current entries are backlog
+ATOMIC_ATTEMPTS = 3  # tries of a transaction that a concurrent one got in the way of
 
 
 class _Unit:
@@ -91,37 +64,6 @@ class _Unit:
         self.c = c
         self.ingest = Ingest(c)
         self.learned: dict[tuple[int, int], frozenset[str]] = {}  # (outlet, min pages) -> keys
-
-
-@dataclass(frozen=True)
-class PolledOk:
-    """A feed fetched and processed: what record_success_many writes for it."""
-
-    feed: FeedState
-    next_poll_at: datetime
-    status: int
-    etag: str | None
-    last_modified: str | None
-    problem: str | None  # this poll's problems; None clears the last ones
-
-
-@dataclass(frozen=True)
-class FeedHealth:
-    name: str
-    outlet: str
-    url: str
-    active: bool
-    next_poll_at: datetime
-    last_polled_at: datetime | None
-    last_success_at: datetime | None
-    last_status: int | None
-    consecutive_failures: int
-    failing_since: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    last_problem: str | None
-    last_problem_at: datetime | None
-    articles: int
 
 
 @dataclass(frozen=True)
@@ -166,7 +108,7 @@ class Store:
     @classmethod
     def open(cls, url: str, migrate: bool = True) -> Store:
         """Connect (creating the SQLite file's folder) and migrate the schema to the newest."""
-        engine = _engine(url)
+        engine = connect(url)
         store = cls(engine)
         if migrate:
             store.migrate()
@@ -180,8 +122,8 @@ class Store:
         database at an older revision runs the migrations. Alembic, imported for those alone,
         costs about 11 MB that the daemon (and the extract workers it forks) would keep."""
         with self.engine.begin() as conn:
-            _serialise_schema_changes(conn)
-            if _create_if_empty(conn) or _revision(conn) == HEAD_REVISION:
+            serialise_schema_changes(conn)
+            if create_if_empty(conn) or revision(conn) == HEAD_REVISION:
                 return
         self.upgrade("head")
 
@@ -193,7 +135,7 @@ class Store:
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", "monitor.store:migrations")
         with self.engine.begin() as conn:
-            _serialise_schema_changes(conn)
+            serialise_schema_changes(conn)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 
@@ -254,73 +196,14 @@ class Store:
         with self.engine.connect().execution_options(monitor_read_only=True) as c:
             yield c
 
-    # -- feeds and their schedule ---------------------------------------------------------------
+    # -- feeds and their schedule (monitor.store.schedule) --------------------------------------
     def sync_feeds(self, specs: Iterable[FeedSpec], now: datetime, retire: bool = True) -> None:
         """Make feeds match the config: add new ones (due now), update changed, and retire
         those no longer configured. Only the daemon retires: a one-off command run with
         another config must not stop feeds a running daemon polls."""
-        specs = list(specs)
         with self.engine.begin() as c:
-            _serialise_schema_changes(c)
-            outlet_ids = self._sync_outlets(c, specs, now)
-            known = {r.name: r for r in c.execute(select(feeds.c.id, feeds.c.name, feeds.c.url))}
-            for spec in specs:
-                values = {
-                    "outlet_id": outlet_ids[spec.outlet],
-                    "url": spec.url,
-                    "interval_s": int(spec.interval.total_seconds()),
-                    "language": spec.language,
-                    "tags": list(spec.tags),
-                    "active": True,
-                }
-                row = known.get(spec.name)
-                if row is None:
-                    c.execute(
-                        insert(feeds).values(
-                            name=spec.name,
-                            next_poll_at=now,
-                            created_at=now,
-                            consecutive_failures=0,
-                            **values,
-                        )
-                    )
-                    continue
-                if row.url != spec.url:  # another address: a new feed, whose backlog is backlog
-                    values |= {
-                        "etag": None,
-                        "last_modified": None,
-                        "next_poll_at": now,
-                        "first_success_at": None,
-                    }
-                c.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
-            if retire:
-                names = [s.name for s in specs]
-                c.execute(update(feeds).where(feeds.c.name.not_in(names)).values(active=False))
-
-    def _sync_outlets(
-        self, c: Connection, specs: Sequence[FeedSpec], now: datetime
-    ) -> dict[str, int]:
-        ids = {r.slug: r.id for r in c.execute(select(outlets.c.id, outlets.c.slug))}
-        for spec in specs:
-            if spec.outlet not in ids:
-                ids[spec.outlet] = c.execute(
-                    insert(outlets)
-                    .values(
-                        slug=spec.outlet,
-                        name=spec.outlet_name,
-                        language=spec.language,
-                        tags=list(spec.tags),
-                        created_at=now,
-                    )
-                    .returning(outlets.c.id)
-                ).scalar_one()
-            else:
-                c.execute(
-                    update(outlets)
-                    .where(outlets.c.id == ids[spec.outlet])
-                    .values(name=spec.outlet_name)
-                )
-        return ids
+            serialise_schema_changes(c)
+            schedule.sync_feeds(c, specs, now, retire)
 
     def claim_due_feeds(
         self,
@@ -332,58 +215,9 @@ class Store:
         ignore_schedule: bool = False,
         exclude: Sequence[int] = (),
     ) -> list[FeedState]:
-        """Lease up to `limit` due feeds to `owner`; a feed leased to someone else is skipped.
-
-        On PostgreSQL the candidate rows are locked FOR UPDATE SKIP LOCKED, so concurrent workers
-        take disjoint sets without waiting; on every backend the conditional UPDATE re-checks the
-        lease, so a feed is never held by two owners at once.
-        """
-        # A feed leased to this very owner and not in `exclude` was left by a poll that died
-        # before it could release it (the database refused the write: disk full, read-only):
-        # it is this worker's to take again at once rather than after the lease runs out.
-        free = or_(
-            feeds.c.lease_until.is_(None), feeds.c.lease_until < now, feeds.c.lease_owner == owner
-        )
-        due = and_(feeds.c.active.is_(True), free)
-        if not ignore_schedule:
-            due = and_(due, feeds.c.next_poll_at <= now)
-        if names:
-            due = and_(due, feeds.c.name.in_(list(names)))
-        if exclude:  # feeds this worker is still polling: its own lease must not re-admit them
-            due = and_(due, feeds.c.id.not_in(list(exclude)))
-        candidates = (
-            select(feeds.c.id)
-            .where(due)
-            .order_by(feeds.c.next_poll_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        """Lease up to `limit` due feeds to `owner` (see schedule.claim_due)."""
         with self._write() as c:
-            ids = list(c.execute(candidates).scalars())
-            # One UPDATE for them all (one a feed cost 0.3 s a thousand feeds on PostgreSQL);
-            # RETURNING says which ones it really leased.
-            claimed = (
-                list(
-                    c.execute(
-                        update(feeds)
-                        .where(one_of(c, feeds.c.id, ids), free)
-                        .values(lease_owner=owner, lease_until=now + lease)
-                        .returning(feeds.c.id)
-                    ).scalars()
-                )
-                if ids
-                else []
-            )
-            rows = (
-                c.execute(
-                    select(feeds, outlets.c.slug)
-                    .join(outlets)
-                    .where(one_of(c, feeds.c.id, claimed))
-                ).all()
-                if claimed
-                else []
-            )
-        return [_feed_state(r) for r in rows]
+            return schedule.claim_due(c, owner, now, lease, limit, names, ignore_schedule, exclude)
 
     def record_not_modified(
         self, feed: FeedState, owner: str, now: datetime, next_poll_at: datetime
@@ -395,9 +229,7 @@ class Store:
     ) -> None:
         """record_not_modified for several feeds (feed, next poll) in one transaction."""
         with self._write() as c:
-            c.execute(
-                _FINISH, [_finish_params(feed, owner, now, at, 304, now) for feed, at in polls]
-            )
+            schedule.finish_not_modified(c, polls, owner, now)
 
     def record_success(
         self,
@@ -410,20 +242,14 @@ class Store:
         last_modified: str | None,
         problem: str | None,
     ) -> None:
-        """A fetched and processed feed. Validators are saved only now, after every entry is
-        stored: a crash mid-feed means a full re-fetch next time, never a 304 that hides entries."""
+        """A fetched and processed feed (see schedule.finish_success)."""
         poll = PolledOk(feed, next_poll_at, status, etag, last_modified, problem)
         self.record_success_many([poll], owner, now)
 
     def record_success_many(self, polls: Sequence[PolledOk], owner: str, now: datetime) -> None:
         """record_success for several feeds in one transaction."""
-        by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
-        for poll in polls:
-            params = _success_params(poll, owner, now)
-            by_columns.setdefault(frozenset(params), []).append(params)
         with self._write() as c:
-            for rows in by_columns.values():  # one statement updates the same columns
-                c.execute(_FINISH, rows)
+            schedule.finish_success(c, polls, owner, now)
 
     def record_failure(
         self,
@@ -434,17 +260,8 @@ class Store:
         error: str,
         status: int | None,
     ) -> None:
-        self._finish(
-            feed,
-            owner,
-            now,
-            next_poll_at,
-            last_status=status,
-            last_error=error,
-            last_error_at=now,
-            consecutive_failures=feeds.c.consecutive_failures + 1,
-            failing_since=func.coalesce(feeds.c.failing_since, now),
-        )
+        with self._write() as c:
+            schedule.finish_failure(c, feed, owner, now, next_poll_at, error, status)
 
     def renew_lease(self, feed: FeedState, owner: str, until: datetime) -> bool:
         """Extend our lease while a long feed is still being processed; False if we lost it."""
@@ -453,68 +270,16 @@ class Store:
     def renew_leases(self, feed_ids: Sequence[int], owner: str, until: datetime) -> int:
         """Extend every lease this owner still holds among these feeds; how many it holds."""
         with self._write() as c:
-            return c.execute(
-                update(feeds)
-                .where(feeds.c.id.in_(list(feed_ids)), feeds.c.lease_owner == owner)
-                .values(lease_until=until)
-            ).rowcount
+            return schedule.renew_leases(c, feed_ids, owner, until)
 
     def release(self, feed: FeedState, owner: str) -> None:
         """Give a lease back untouched (shutdown before the feed was fetched)."""
         with self._write() as c:
-            c.execute(
-                update(feeds)
-                .where(feeds.c.id == feed.id, feeds.c.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None)
-            )
-
-    def _finish(
-        self, feed: FeedState, owner: str, now: datetime, next_poll_at: datetime, **values: Any
-    ) -> None:
-        # Fenced on the owner: if our lease expired and another worker took the feed, its
-        # bookkeeping wins and ours is dropped.
-        sql = {k: v for k, v in values.items() if isinstance(v, ColumnElement)}
-        params = _polled(feed, owner, now, next_poll_at) | {
-            k: v for k, v in values.items() if k not in sql
-        }
-        # Plain values use one statement built once (most polls end there); SQL expressions
-        # (failure counters) need a statement of their own.
-        with self._write() as c:
-            c.execute(_FINISH.values(**sql) if sql else _FINISH, params)
+            schedule.release(c, feed, owner)
 
     def feed_health(self) -> list[FeedHealth]:
-        counts = (
-            select(article_sources.c.feed_id, func.count().label("n"))
-            .group_by(article_sources.c.feed_id)
-            .subquery()
-        )
-        query = (
-            select(feeds, outlets.c.slug, func.coalesce(counts.c.n, 0).label("n"))
-            .join(outlets)
-            .outerjoin(counts, counts.c.feed_id == feeds.c.id)
-            .order_by(outlets.c.slug, feeds.c.name)
-        )
         with self._read() as c:
-            return [
-                FeedHealth(
-                    name=r.name,
-                    outlet=r.slug,
-                    url=r.url,
-                    active=r.active,
-                    next_poll_at=r.next_poll_at,
-                    last_polled_at=r.last_polled_at,
-                    last_success_at=r.last_success_at,
-                    last_status=r.last_status,
-                    consecutive_failures=r.consecutive_failures,
-                    failing_since=r.failing_since,
-                    last_error=r.last_error,
-                    last_error_at=r.last_error_at,
-                    last_problem=r.last_problem,
-                    last_problem_at=r.last_problem_at,
-                    articles=r.n,
-                )
-                for r in c.execute(query)
-            ]
+            return schedule.feed_health(c)
 
     # -- entries and articles -------------------------------------------------------------------
     def entry_hashes(self, feed_id: int, guids: Sequence[str]) -> dict[str, str]:
@@ -527,7 +292,7 @@ class Store:
         lookups = [(feed_id, list(guids)) for feed_id, guids in asks if guids]
         if lookups:
             with self._read() as c:
-                for chunk in _chunks(lookups, FEEDS_PER_QUERY):
+                for chunk in chunks(lookups, FEEDS_PER_QUERY):
                     for r in c.execute(_ENTRY_HASHES.where(_of_feeds(c, chunk))):
                         found[(r.feed_id, r.guid)] = r.entry_hash
         return [
@@ -586,7 +351,7 @@ class Store:
         if not touched:
             return
         with self._write() as c:
-            for chunk in _chunks(touched, FEEDS_PER_QUERY):
+            for chunk in chunks(touched, FEEDS_PER_QUERY):
                 c.execute(
                     update(article_sources).where(_of_feeds(c, chunk)).values(last_seen_at=now)
                 )
@@ -814,7 +579,7 @@ class Store:
         with self.engine.begin() as c:
             return delivery.set_status(c, outbox_id, status, now)
 
-    # -- per-outlet boilerplate ---------------------------------------------------------------
+    # -- per-outlet boilerplate (monitor.store.learned) -------------------------------------------
     def learned_boilerplate(self, outlet_id: int, min_pages: int) -> frozenset[str]:
         return self.learned_boilerplate_many([outlet_id], min_pages)[0]
 
@@ -822,78 +587,36 @@ class Store:
         self, outlet_ids: Sequence[int], min_pages: int
     ) -> list[frozenset[str]]:
         """Each outlet's learned boilerplate (line keys seen on >= min_pages pages), in one
-        query: a first cycle meets hundreds of outlets at once."""
+        query: a first cycle meets hundreds of outlets at once. Inside atomic(), kept for
+        the unit (every feed's batch asks)."""
         unit = self._current()
         cached = unit.learned if unit is not None else {}
         missing = [o for o in dict.fromkeys(outlet_ids) if (o, min_pages) not in cached]
-        found: dict[int, set[str]] = {o: set() for o in missing}
+        found: dict[int, frozenset[str]] = {}
         if missing:
-            b = boilerplate_lines.c
             with self._read(articles_too=False) as c:
-                for chunk in _chunks(missing, OUTLETS_PER_QUERY):
-                    query = select(b.outlet_id, b.line_key).where(
-                        one_of(c, b.outlet_id, chunk), b.pages >= min_pages
-                    )
-                    for outlet_id, key in c.execute(query):
-                        found[outlet_id].add(key)
-        learned = {o: frozenset(keys) for o, keys in found.items()}
+                found = learned.lines_of(c, missing, min_pages)
         if unit is not None:
-            unit.learned.update({(o, min_pages): keys for o, keys in learned.items()})
-        return [learned[o] if o in learned else cached[(o, min_pages)] for o in outlet_ids]
+            unit.learned.update({(o, min_pages): keys for o, keys in found.items()})
+        return [found[o] if o in found else cached[(o, min_pages)] for o in outlet_ids]
 
     def pages_new_to_outlet(self, outlet_id: int, urls: Sequence[str]) -> set[str]:
-        """The URLs the outlet has no source at yet: pages whose lines the learner has not
-        counted (a page counted twice would make its own text look like boilerplate)."""
-        query = select(article_sources.c.url).where(
-            article_sources.c.outlet_id == outlet_id, article_sources.c.url.in_(list(urls))
-        )
+        """The URLs the outlet has no source at yet (see learned.pages_new_to_outlet)."""
         with self._read() as c:
-            return set(urls) - set(c.execute(query).scalars())
+            return learned.pages_new_to_outlet(c, outlet_id, urls)
 
     def learn_boilerplate(
         self, outlet_id: int, pages: Sequence[dict[str, str]], min_pages: int
     ) -> frozenset[str]:
         """Count one more page for each line key of each page (key -> a sample line); return
         the keys that just became boilerplate."""
-        seen_in = Counter(k for page in pages for k in page)
-        samples = {k: s for page in pages for k, s in page.items()}
-        if not seen_in:
+        if not any(pages):
             return frozenset()
         unit = self._current()
         if unit is not None:  # the counts change: the unit's copy of what is learned is stale
             unit.learned = {key: v for key, v in unit.learned.items() if key[0] != outlet_id}
         with self._write(articles_too=False) as c:
-            counts = dict(
-                c.execute(
-                    select(boilerplate_lines.c.line_key, boilerplate_lines.c.pages).where(
-                        boilerplate_lines.c.outlet_id == outlet_id,
-                        boilerplate_lines.c.line_key.in_(list(seen_in)),
-                    )
-                ).all()
-            )
-            fresh = [
-                {"outlet_id": outlet_id, "line_key": k, "pages": n, "sample": samples[k][:500]}
-                for k, n in seen_in.items()
-                if k not in counts
-            ]
-            if fresh:
-                c.execute(insert(boilerplate_lines), fresh)
-            by_increment: dict[int, list[str]] = {}
-            for k, n in seen_in.items():
-                if k in counts:
-                    by_increment.setdefault(n, []).append(k)
-            for n, keys in by_increment.items():
-                c.execute(
-                    update(boilerplate_lines)
-                    .where(
-                        boilerplate_lines.c.outlet_id == outlet_id,
-                        boilerplate_lines.c.line_key.in_(keys),
-                    )
-                    .values(pages=boilerplate_lines.c.pages + n)
-                )
-        return frozenset(
-            k for k, n in seen_in.items() if counts.get(k, 0) < min_pages <= counts.get(k, 0) + n
-        )
+            return learned.count_pages(c, outlet_id, pages, min_pages)
 
     def rewrite_outlet_texts(
         self,
@@ -902,26 +625,10 @@ class Store:
         hash_text: Callable[[str], str],
         limit: int = 1000,
     ) -> int:
-        """Re-clean the outlet's recent stored texts after it learned new boilerplate lines.
-
-        This is cleaning, not an edit by the outlet, so it is not a new revision."""
-        changed = 0
+        """Re-clean the outlet's recent stored texts after it learned new boilerplate lines
+        (cleaning, not an edit by the outlet: not a new revision)."""
         with self._write() as c:
-            rows = c.execute(
-                select(articles.c.id, articles.c.text)
-                .where(articles.c.outlet_id == outlet_id)
-                .order_by(articles.c.id.desc())
-                .limit(limit)
-            )
-            for row in rows.all():
-                text = rewrite(row.text)
-                if text != row.text:
-                    c.execute(
-                        update(articles)
-                        .where(articles.c.id == row.id)
-                        .values(text=text, content_hash=hash_text(text))
-                    )
-                    changed += 1
+            changed = learned.rewrite_texts(c, outlet_id, rewrite, hash_text, limit)
         unit = self._current()
         if unit is not None and changed:
             unit.ingest.texts_rewritten()
@@ -930,7 +637,6 @@ class Store:
 
 # Feeds whose entries one statement looks up; each adds a term to the statement.
 FEEDS_PER_QUERY = 100
-OUTLETS_PER_QUERY = 1000
 
 _ENTRY_HASHES = select(
     article_sources.c.feed_id, article_sources.c.guid, article_sources.c.entry_hash
@@ -941,157 +647,6 @@ def _of_feeds(c: Connection, asks: Sequence[tuple[int, list[str]]]) -> ColumnEle
     """Rows of these (feed id, GUIDs)."""
     pairs = [(feed_id, guid) for feed_id, guids in asks for guid in guids]
     return pairs_of(c, article_sources.c.feed_id, article_sources.c.guid, pairs)
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _polled(feed: FeedState, owner: str, now: datetime, next_poll_at: datetime) -> dict[str, Any]:
-    """_FINISH's parameters every poll ends with: the lease released, the next poll set."""
-    return {
-        "feed_id": feed.id,
-        "owner": owner,
-        "lease_owner": None,
-        "lease_until": None,
-        "last_polled_at": now,
-        "next_poll_at": next_poll_at,
-    }
-
-
-def _finish_params(
-    feed: FeedState, owner: str, now: datetime, next_poll_at: datetime, status: int, ok: datetime
-) -> dict[str, Any]:
-    """_FINISH's parameters for a poll that succeeded (a 304 or a processed 200)."""
-    return _polled(feed, owner, now, next_poll_at) | {
-        "last_status": status,
-        "last_success_at": ok,
-        "consecutive_failures": 0,
-        "failing_since": None,
-    }
-
-
-def _success_params(poll: PolledOk, owner: str, now: datetime) -> dict[str, Any]:
-    """_FINISH's parameters for a fetched and processed feed."""
-    params = _finish_params(poll.feed, owner, now, poll.next_poll_at, poll.status, now)
-    params |= {"etag": poll.etag, "last_modified": poll.last_modified}
-    if poll.feed.first_poll:
-        params["first_success_at"] = now
-    # The last poll's problems; a clean poll clears them, so `monitor feeds` shows what
-    # is wrong now, not a parse error fixed weeks ago.
-    params |= {"last_problem": poll.problem, "last_problem_at": now if poll.problem else None}
-    return params
-
-
-# Ends a poll: the SET clause comes from the parameters' keys (column names).
-_FINISH = update(feeds).where(
-    feeds.c.id == bindparam("feed_id"), feeds.c.lease_owner == bindparam("owner")
-)
-
-
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        _create_private_file(Path(url.removeprefix("sqlite:///")).expanduser())
-    # The pipeline runs store calls on a thread of their own while commands run them on the
-    # main thread; each connection is used by one thread at a time (the pool hands it out).
-    sqlite = url.startswith("sqlite")
-    connect_args = {"check_same_thread": False} if sqlite else {}
-    engine = create_engine(url, pool_pre_ping=not sqlite, connect_args=connect_args)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
-    return engine
-
-
-def _create_private_file(path: Path) -> None:
-    """Creates the SQLite file (and its folder) readable by its owner only, if it is missing.
-
-    The store holds every article, match and outbox message, and the outbox holds rendered
-    messages; SQLite gives its -wal and -shm files the database file's permissions. A file
-    that exists already keeps the permissions its owner chose."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-def is_transient(err: DBAPIError) -> bool:
-    """Whether the database refused this only because of a concurrent transaction."""
-    return getattr(err.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
-
-
-_VERSION_TABLE = "alembic_version"
-
-
-def _create_if_empty(c: Connection) -> bool:
-    """An empty database gets every table and the newest revision's stamp; False if not empty."""
-    if inspect(c).get_table_names():
-        return False
-    metadata.create_all(c)
-    stamp = Table(
-        _VERSION_TABLE,
-        MetaData(),
-        Column("version_num", String(32), nullable=False),
-        PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),  # as Alembic names it
-    )
-    stamp.create(c)
-    c.execute(stamp.insert().values(version_num=HEAD_REVISION))
-    return True
-
-
-def _revision(c: Connection) -> str | None:
-    if not inspect(c).has_table(_VERSION_TABLE):
-        return None
-    return c.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar()
-
-
-def _serialise_schema_changes(c: Connection) -> None:
-    """Workers starting together must not both create tables or insert the same feeds.
-
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: every transaction already holds the
-    write lock from its first statement (BEGIN IMMEDIATE, see _engine)."""
-    if c.dialect.name == "postgresql":
-        c.exec_driver_sql("SELECT pg_advisory_xact_lock(7206318)")
-
-
-def _sqlite_begin_immediate(conn: Any) -> None:
-    # A deferred transaction that reads and then writes fails at once with "database is locked"
-    # when another process wrote in between (WAL snapshot rule); taking the write lock up front
-    # makes a second process (`monitor poll --once` beside `monitor run`) wait its turn instead.
-    # Store._read connections never write, so they read a snapshot without the lock.
-    read_only = conn.get_execution_options().get("monitor_read_only", False)
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    dbapi_conn.isolation_level = None  # let the "begin" event issue BEGIN IMMEDIATE
-    cur = dbapi_conn.cursor()
-    # WAL lets readers (monitor articles) run while the daemon writes; busy_timeout makes a
-    # second process wait for the write lock instead of failing at once.
-    # A new database frees deleted pages on `PRAGMA incremental_vacuum` (daily maintenance);
-    # on an existing one this is a no-op until a full VACUUM.
-    cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
-def _feed_state(r: Any) -> FeedState:
-    return FeedState(
-        id=r.id,
-        name=r.name,
-        url=r.url,
-        outlet_id=r.outlet_id,
-        outlet=r.slug,
-        interval=timedelta(seconds=r.interval_s),
-        language=r.language,
-        etag=r.etag,
-        last_modified=r.last_modified,
-        consecutive_failures=r.consecutive_failures,
-        first_poll=r.first_success_at is None,
-    )
 
 
 def _outlets_of(c: Connection, article_ids: list[int]) -> dict[int, tuple[str, ...]]:
